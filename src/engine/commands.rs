@@ -1,0 +1,551 @@
+//! Commands: resolving targets, routing a command to one node hop by hop or
+//! flooding it to all, running it, carrying answers back to the origin and
+//! gathering them until everyone expected answered or the deadline passed.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::{Action, Engine, LinkId, Now, Token};
+use crate::wire::ctl::{
+    Answer, Body, Command, InfoView, LinkView, Missing, Outcome, Reached, Reply, Request, Status, Target,
+};
+use crate::wire::peer::{Dest, Hop, NodeId, PeerMsg, Routed, RoutedReply};
+
+/// A request of a local client, waiting for answers.
+#[derive(Debug)]
+pub struct Pending {
+    token: Token,
+    cmd: Command,
+    /// Nodes that have not answered yet.
+    waiting: BTreeSet<NodeId>,
+    /// Everyone expected, for progress counts.
+    expected: usize,
+    answers: Vec<Reached>,
+    sent_us: u64,
+    /// Give up on the missing at this time, ms.
+    pub deadline_ms: u64,
+    /// `all stop`: the origin stops itself once everyone answered.
+    stop_after: bool,
+    all: bool,
+}
+
+/// Where an answer goes.
+#[derive(Clone, Debug)]
+pub enum ReplyTo {
+    /// To a pending request of ours.
+    Origin(u64),
+    /// Back through the overlay to another node.
+    Remote {
+        /// The command's message id.
+        mid: u64,
+        /// Its origin.
+        to: NodeId,
+        /// The path it took, this node last.
+        path: Vec<Hop>,
+    },
+}
+
+/// Something waiting for a dial to `addr` to succeed or fail.
+#[derive(Debug)]
+pub struct Parked {
+    addr: String,
+    what: ParkedWhat,
+}
+
+#[derive(Debug)]
+enum ParkedWhat {
+    /// A client's `remote ADDR ...` to an address no known node has.
+    Request(Token, Request),
+    /// A `join ADDR` whose answer waits for the link.
+    Join(ReplyTo),
+}
+
+/// A node on its way out after `stop`.
+#[derive(Debug)]
+pub struct Stopping {
+    /// Exit at this time at the latest, ms.
+    pub deadline_ms: u64,
+    /// Neighbours that got the flooded `stop` from us: we relay their
+    /// answers until they are gone or said goodbye.
+    wait_for: HashSet<NodeId>,
+    /// Exit was asked for: nothing left to wait for.
+    pub exited: bool,
+}
+
+/// Whether a word the user gave as a target looks like an address.
+pub fn looks_like_addr(word: &str) -> bool {
+    let (host, _) = super::table::split_addr(word);
+    host.parse::<std::net::IpAddr>().is_ok() || host == "gateway" || host == "localhost" || word.contains(':')
+}
+
+impl Engine {
+    /// A request from a local client. Answers leave as [`Action::Reply`].
+    pub fn request(&mut self, now: Now, token: Token, req: Request) {
+        self.now = now;
+        self.refresh_routes();
+        match req.target.clone() {
+            Target::Local => {
+                let mid = self.start(token, &req, [self.me].into(), false);
+                self.run_local(mid, req.cmd, false);
+            }
+            Target::All => {
+                let expected: BTreeSet<NodeId> = self.table.alive().into_iter().collect();
+                let mid = self.start(token, &req, expected, true);
+                self.remember_seen(self.me, mid);
+                let routed = Routed {
+                    mid,
+                    origin: self.me,
+                    dest: Dest::All,
+                    ttl: self.cfg.max_hops,
+                    path: Vec::new(),
+                    cmd: req.cmd.clone(),
+                };
+                self.flood_cmd(routed, None);
+                self.run_local(mid, req.cmd, true);
+            }
+            Target::Remote(word) => self.request_remote(token, req, &word),
+        }
+        self.refresh_routes();
+    }
+
+    fn request_remote(&mut self, token: Token, req: Request, word: &str) {
+        let hits = self.table.resolve(word);
+        let usable = |e: &Engine, id: &NodeId| e.table.entries.get(id).is_some_and(|x| x.status == Status::Alive);
+        if hits.len() > 1 {
+            let names: Vec<String> = hits
+                .iter()
+                .filter_map(|id| self.table.entries.get(id))
+                .map(|e| format!("{} ({})", e.na.record.name, e.na.id.short()))
+                .collect();
+            let message = format!("target {word:?} is ambiguous: it could be {}", names.join(", "));
+            return self.error(token, message, 2);
+        }
+        if let Some(id) = hits.first().copied() {
+            if id == self.me {
+                let mid = self.start(token, &req, [self.me].into(), false);
+                return self.run_local(mid, req.cmd, false);
+            }
+            if usable(self, &id) {
+                let mid = self.start(token, &req, [id].into(), false);
+                let routed = Routed { mid, origin: self.me, dest: Dest::Node(id), ttl: self.cfg.max_hops, path: Vec::new(), cmd: req.cmd };
+                return self.route_cmd(routed);
+            }
+            if !looks_like_addr(word) {
+                let e = &self.table.entries[&id];
+                let secs = self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000;
+                let message = format!("can't reach {}: {}, last seen {secs} seconds ago", e.na.record.name, e.status.as_str());
+                return self.error(token, message, 1);
+            }
+        }
+        if !looks_like_addr(word) {
+            let message = format!("no node is known as {word:?}; `daust list` shows the known nodes");
+            return self.error(token, message, 1);
+        }
+        if self.stopping.is_some() {
+            return self.error(token, "this daemon is stopping".into(), 1);
+        }
+        let addr = self.add_dial(word, false);
+        self.parked.push(Parked { addr, what: ParkedWhat::Request(token, req) });
+        self.tick(self.now);
+    }
+
+    /// A dial finished: release whatever waited for it.
+    pub(super) fn dial_resolved(&mut self, addr: &str, result: Result<NodeId, String>) {
+        let (ready, rest): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.parked).into_iter().partition(|p| p.addr == addr);
+        self.parked = rest;
+        if ready.is_empty() {
+            return;
+        }
+        self.refresh_routes();
+        for p in ready {
+            match (p.what, &result) {
+                (ParkedWhat::Request(token, req), Ok(peer)) => {
+                    let mid = self.start(token, &req, [*peer].into(), false);
+                    let routed = Routed { mid, origin: self.me, dest: Dest::Node(*peer), ttl: self.cfg.max_hops, path: Vec::new(), cmd: req.cmd };
+                    self.route_cmd(routed);
+                }
+                (ParkedWhat::Request(token, _), Err(e)) => self.error(token, e.clone(), 1),
+                (ParkedWhat::Join(to), Ok(peer)) => {
+                    let peer_name = self.table.entries.get(peer).map(|e| e.na.record.name.clone()).unwrap_or_default();
+                    let body = Body::Joined { addr: p.addr.clone(), peer: *peer, peer_name };
+                    self.deliver(to, body);
+                }
+                (ParkedWhat::Join(to), Err(e)) => self.deliver(to, Body::Error { message: e.clone() }),
+            }
+        }
+    }
+
+    fn error(&mut self, token: Token, message: String, code: u8) {
+        self.actions.push(Action::Reply { token, reply: Reply::Error { message, code } });
+    }
+
+    fn start(&mut self, token: Token, req: &Request, waiting: BTreeSet<NodeId>, all: bool) -> u64 {
+        let mid = self.next_mid;
+        self.next_mid += 1;
+        self.pending.insert(
+            mid,
+            Pending {
+                token,
+                cmd: req.cmd.clone(),
+                expected: waiting.len(),
+                waiting,
+                answers: Vec::new(),
+                sent_us: self.now.mono_us,
+                deadline_ms: self.now.ms() + req.timeout_ms.max(1),
+                stop_after: false,
+                all,
+            },
+        );
+        mid
+    }
+
+    /// Runs a command of our own client here.
+    fn run_local(&mut self, mid: u64, cmd: Command, all: bool) {
+        let path = vec![self.hop(None)];
+        if all && cmd == Command::Stop {
+            // The origin of `all stop` goes last, once everyone answered.
+            if let Some(p) = self.pending.get_mut(&mid) {
+                p.stop_after = true;
+            }
+            return self.on_answer(mid, self.answer(Body::Stopping), path);
+        }
+        self.execute(cmd, ReplyTo::Origin(mid), None, false);
+    }
+
+    fn hop(&self, link: Option<LinkId>) -> Hop {
+        Hop { id: self.me, name: self.record.name.clone(), rtt_us: link.and_then(|l| self.link_rtt(l)) }
+    }
+
+    fn answer(&self, body: Body) -> Answer {
+        Answer { id: self.me, name: self.record.name.clone(), addr: self.record.internal_ip.clone(), body }
+    }
+
+    /// Sends a command one hop closer to its destination.
+    fn route_cmd(&mut self, mut r: Routed) {
+        let Dest::Node(dest) = r.dest else { return };
+        let link = self.table.entries.get(&dest).and_then(|e| e.next_hop).and_then(|n| self.link_to(n));
+        match link {
+            Some(link) => {
+                r.path.push(self.hop(Some(link)));
+                self.actions.push(Action::Send { link, msg: PeerMsg::Cmd(r) });
+            }
+            None => {
+                let name = self.table.entries.get(&dest).map_or(dest.short(), |e| e.na.record.name.clone());
+                let message = format!("no route from {} to {name}", self.record.name);
+                r.path.push(self.hop(None));
+                let to = ReplyTo::Remote { mid: r.mid, to: r.origin, path: r.path };
+                let to = if r.origin == self.me { ReplyTo::Origin(r.mid) } else { to };
+                self.deliver(to, Body::Error { message });
+            }
+        }
+    }
+
+    fn flood_cmd(&mut self, r: Routed, from: Option<LinkId>) {
+        if r.ttl == 0 || (self.cfg.deadend && r.origin != self.me) {
+            return;
+        }
+        let links: Vec<LinkId> = self.links.iter().filter(|(id, l)| l.active && Some(**id) != from).map(|(id, _)| *id).collect();
+        for link in links {
+            let mut copy = r.clone();
+            copy.ttl = r.ttl - 1;
+            copy.path.push(self.hop(Some(link)));
+            self.actions.push(Action::Send { link, msg: PeerMsg::Cmd(copy) });
+        }
+    }
+
+    fn remember_seen(&mut self, origin: NodeId, mid: u64) -> bool {
+        if !self.seen.insert((origin, mid)) {
+            return false;
+        }
+        self.seen_order.push_back((origin, mid));
+        while self.seen_order.len() > self.cfg.seen_cache {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// A routed command arrived on `link`.
+    pub(super) fn on_cmd(&mut self, link: LinkId, r: Routed) {
+        match r.dest {
+            Dest::Node(id) if id == self.me => {
+                let mut path = r.path;
+                path.push(self.hop(None));
+                let to = ReplyTo::Remote { mid: r.mid, to: r.origin, path };
+                self.execute(r.cmd, to, Some(link), false);
+            }
+            Dest::Node(_) => {
+                if self.cfg.deadend {
+                    tracing::debug!(peer = %self.describe(link), "deadend: not relaying a command");
+                } else if r.ttl == 0 {
+                    tracing::warn!(peer = %self.describe(link), "dropping a command past its hop limit");
+                } else {
+                    let mut r = r;
+                    r.ttl -= 1;
+                    self.route_cmd(r);
+                }
+            }
+            Dest::All => {
+                if !self.remember_seen(r.origin, r.mid) {
+                    return;
+                }
+                let mut path = r.path.clone();
+                path.push(self.hop(None));
+                let cmd = r.cmd.clone();
+                let to = ReplyTo::Remote { mid: r.mid, to: r.origin, path };
+                self.flood_cmd(r, Some(link));
+                self.execute(cmd, to, Some(link), true);
+            }
+        }
+    }
+
+    /// An answer arrived: ours, or one to pass on towards its origin.
+    pub(super) fn on_resp(&mut self, r: RoutedReply) {
+        if r.to == self.me {
+            return self.on_answer(r.mid, r.answer, r.path);
+        }
+        if self.cfg.deadend || r.ttl == 0 {
+            return;
+        }
+        self.send_resp(r);
+    }
+
+    /// Sends an answer one hop towards its origin.
+    fn send_resp(&mut self, r: RoutedReply) {
+        let link = self.table.entries.get(&r.to).and_then(|e| e.next_hop).and_then(|n| self.link_to(n));
+        match link {
+            Some(link) => {
+                let mut r = r;
+                r.ttl -= 1;
+                self.actions.push(Action::Send { link, msg: PeerMsg::Resp(r) });
+            }
+            None => tracing::debug!(to = %r.to.short(), "no route for an answer; dropped"),
+        }
+    }
+
+    /// Sends an answer where it belongs.
+    fn deliver(&mut self, to: ReplyTo, body: Body) {
+        let answer = self.answer(body);
+        match to {
+            ReplyTo::Origin(mid) => self.on_answer(mid, answer, vec![self.hop(None)]),
+            ReplyTo::Remote { mid, to, path } => {
+                let r = RoutedReply { mid, to, ttl: self.cfg.max_hops, path, answer };
+                self.send_resp(r);
+            }
+        }
+    }
+
+    fn on_answer(&mut self, mid: u64, answer: Answer, path: Vec<Hop>) {
+        let now_us = self.now.mono_us;
+        let Some(p) = self.pending.get_mut(&mid) else { return };
+        if !p.waiting.remove(&answer.id) && p.answers.iter().any(|a| a.answer.id == answer.id) {
+            return;
+        }
+        p.answers.push(Reached { answer, path, rtt_us: now_us.saturating_sub(p.sent_us) });
+        if p.waiting.is_empty() {
+            self.finish(mid);
+        } else if p.all {
+            let reply = Reply::Progress { answered: p.answers.len(), expected: p.expected.max(p.answers.len() + p.waiting.len()) };
+            let token = p.token;
+            self.actions.push(Action::Reply { token, reply });
+        }
+    }
+
+    /// Deadlines of pending requests.
+    pub(super) fn pending_timers(&mut self, ms: u64) {
+        let mut due: Vec<u64> = self.pending.iter().filter(|(_, p)| ms >= p.deadline_ms).map(|(m, _)| *m).collect();
+        due.sort();
+        for mid in due {
+            self.finish(mid);
+        }
+    }
+
+    /// Answers the client with what arrived, naming who did not answer.
+    fn finish(&mut self, mid: u64) {
+        let Some(p) = self.pending.remove(&mid) else { return };
+        let me = self.me;
+        let mut answers = p.answers;
+        answers.sort_by(|a, b| {
+            (a.answer.id != me, &a.answer.name, a.answer.id).cmp(&(b.answer.id != me, &b.answer.name, b.answer.id))
+        });
+        let mut missing: Vec<Missing> = p
+            .waiting
+            .iter()
+            .map(|id| {
+                let (name, secs) = match self.table.entries.get(id) {
+                    Some(e) if e.status == Status::Alive => (e.na.record.name.clone(), 0),
+                    Some(e) => (e.na.record.name.clone(), self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000),
+                    None => (id.short(), 0),
+                };
+                Missing { id: *id, name, last_seen_secs: secs }
+            })
+            .collect();
+        missing.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        let _ = p.cmd;
+        let outcome = Outcome { origin: me, answers, missing };
+        self.actions.push(Action::Reply { token: p.token, reply: Reply::Done(outcome) });
+        if p.stop_after {
+            self.begin_stop(None, false);
+        }
+    }
+
+    /// Runs a command on this node and answers to `to`.
+    fn execute(&mut self, cmd: Command, to: ReplyTo, upstream: Option<LinkId>, flooded: bool) {
+        match cmd {
+            Command::Ping => self.deliver(to, Body::Pong),
+            Command::Trace => self.deliver(to, Body::Trace),
+            Command::List => {
+                let nodes = self.table.views(self.me, self.now.wall_ms);
+                self.deliver(to, Body::List { nodes });
+            }
+            Command::Info => {
+                let info = self.info();
+                self.deliver(to, Body::Info(Box::new(info)));
+            }
+            Command::Stop => {
+                self.deliver(to, Body::Stopping);
+                let up = upstream.and_then(|l| self.links.get(&l)).and_then(|l| l.peer);
+                self.begin_stop(up, flooded);
+            }
+            Command::Join { addr } => {
+                if self.stopping.is_some() {
+                    return self.deliver(to, Body::Error { message: "this daemon is stopping".into() });
+                }
+                let addr = self.add_dial(&addr, false);
+                let up = self.dials.get(&addr).and_then(|d| match d.state {
+                    super::links::DialState::Up(_) | super::links::DialState::Covered => d.peer,
+                    _ => None,
+                });
+                match up {
+                    Some(peer) => {
+                        let peer_name = self.table.entries.get(&peer).map(|e| e.na.record.name.clone()).unwrap_or_default();
+                        self.deliver(to, Body::Joined { addr, peer, peer_name });
+                    }
+                    None => {
+                        self.parked.push(Parked { addr, what: ParkedWhat::Join(to) });
+                        self.dial_timers(self.now.ms());
+                    }
+                }
+            }
+            Command::Forget { node } => {
+                let body = self.forget_by_word(&node);
+                self.deliver(to, body);
+            }
+        }
+    }
+
+    fn forget_by_word(&mut self, word: &str) -> Body {
+        let hits = self.table.resolve(word);
+        let [id] = hits[..] else {
+            let message = if hits.is_empty() {
+                format!("no node is known as {word:?}")
+            } else {
+                format!("{word:?} is ambiguous: {} nodes match", hits.len())
+            };
+            return Body::Error { message };
+        };
+        let Some(e) = self.table.entries.get(&id) else { return Body::Error { message: "gone".into() } };
+        let (name, version, status) = (e.na.record.name.clone(), e.na.version, e.status);
+        if id == self.me || status == Status::Alive {
+            return Body::Error { message: format!("{name} is alive; only unreachable or left nodes can be forgotten") };
+        }
+        self.forget(id, version, None);
+        tracing::info!(node = %name, "forgotten by request");
+        Body::Forgot { id, name }
+    }
+
+    fn info(&self) -> InfoView {
+        let node = match self.table.entries.get(&self.me) {
+            Some(e) => self.table.view(e, self.now.wall_ms),
+            None => unreachable_own_entry(),
+        };
+        let links = self
+            .links
+            .values()
+            .filter(|l| l.active)
+            .filter_map(|l| {
+                Some(LinkView { peer: l.peer?, name: l.peer_name.clone(), addr: l.remote.clone(), dialled: l.dialled.is_some(), rtt_us: l.rtt_us })
+            })
+            .collect();
+        InfoView {
+            node,
+            os: self.record.os.clone(),
+            uptime_secs: self.now.mono_us.saturating_sub(self.started.mono_us) / 1_000_000,
+            incarnation: self.version.inc,
+            port: self.record.port,
+            authenticated: self.cfg.authenticated,
+            links,
+            counts: self.table.counts(),
+        }
+    }
+
+    /// Says goodbye: floods `left` at once, then exits, after relaying for
+    /// the neighbours the flooded `stop` went on to (when `wait`).
+    pub(super) fn begin_stop(&mut self, upstream: Option<NodeId>, wait: bool) {
+        if self.stopping.is_some() {
+            return;
+        }
+        tracing::info!("stopping: announcing left");
+        self.left = true;
+        self.announce();
+        let wait_for: HashSet<NodeId> = if wait {
+            self.links.values().filter(|l| l.active).filter_map(|l| l.peer).filter(|p| Some(*p) != upstream).collect()
+        } else {
+            HashSet::new()
+        };
+        let linger = if wait { self.cfg.stop_linger_ms } else { 0 };
+        self.stopping = Some(Stopping { deadline_ms: self.now.ms() + linger, wait_for, exited: false });
+        self.persist();
+        self.check_stop();
+    }
+
+    pub(super) fn link_lost_for_stop(&mut self, _peer: Option<NodeId>) {
+        self.check_stop();
+    }
+
+    pub(super) fn stop_timers(&mut self, _ms: u64) {
+        self.check_stop();
+    }
+
+    /// Exits once every neighbour we wait for is gone or left, or at the
+    /// deadline.
+    pub(super) fn check_stop(&mut self) {
+        let ms = self.now.ms();
+        let Some(s) = &self.stopping else { return };
+        if s.exited {
+            return;
+        }
+        let done = s.wait_for.iter().all(|p| {
+            let linked = self.links.values().any(|l| l.active && l.peer == Some(*p));
+            let left = self.table.entries.get(p).is_some_and(|e| e.na.left);
+            !linked || left
+        });
+        if done || ms >= s.deadline_ms {
+            if let Some(s) = self.stopping.as_mut() {
+                s.exited = true;
+            }
+            self.actions.push(Action::Exit);
+        }
+    }
+}
+
+fn unreachable_own_entry() -> crate::wire::ctl::NodeView {
+    // The engine inserts its own entry at birth and never removes it.
+    crate::wire::ctl::NodeView {
+        id: NodeId(0),
+        name: String::new(),
+        internal_ip: None,
+        public_ip: None,
+        addrs: Vec::new(),
+        seen_as: Vec::new(),
+        kind: String::new(),
+        status: Status::Alive,
+        last_seen_secs: 0,
+        last_seen_ms: 0,
+        parent: None,
+        hops: None,
+        tags: Default::default(),
+        version: String::new(),
+        deadend: false,
+    }
+}

@@ -1,0 +1,73 @@
+//! Engine configuration: every knob with its unit, default and why.
+
+/// Tunables of the protocol. Durations are in milliseconds.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Heartbeat interval on every link, ms. A link silent for three
+    /// intervals (of the slower side) is dead. Default 1000; down to 100 is
+    /// sane on a LAN, each halving doubles the idle traffic.
+    pub heartbeat_ms: u64,
+    /// Unreachable or left nodes are dropped from the table after this long,
+    /// ms; 0 keeps them forever. Default 7 days.
+    pub forget_after_ms: u64,
+    /// Never forward anything for others (a leaf, e.g. a container).
+    pub deadend: bool,
+    /// Whether peer links are authenticated; reported by `info`.
+    pub authenticated: bool,
+    /// Debounce before re-announcing after a change, ms: batches bursts
+    /// (several links coming up at once) into one flood. Default 50.
+    pub announce_debounce_ms: u64,
+    /// Safety-net re-announcement, ms, as OSPF does. Default 30 minutes.
+    pub refresh_ms: u64,
+    /// Debounce before writing the snapshot after a change, ms. Default 1000.
+    pub persist_debounce_ms: u64,
+    /// A link that has not completed its handshake in this long is closed, ms.
+    pub handshake_timeout_ms: u64,
+    /// First redial delay after a failure, ms; doubles up to `redial_max_ms`.
+    pub redial_min_ms: u64,
+    /// Longest redial delay, ms.
+    pub redial_max_ms: u64,
+    /// Hop limit of routed and flooded commands.
+    pub max_hops: u8,
+    /// Entries in the cache of flooded commands already seen.
+    pub seen_cache: usize,
+    /// How long a node stopped by `all stop` keeps relaying answers for the
+    /// nodes behind it before it exits, ms.
+    pub stop_linger_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            heartbeat_ms: 1000,
+            forget_after_ms: 7 * 24 * 3600 * 1000,
+            deadend: false,
+            authenticated: false,
+            announce_debounce_ms: 50,
+            refresh_ms: 30 * 60 * 1000,
+            persist_debounce_ms: 1000,
+            handshake_timeout_ms: 5000,
+            redial_min_ms: 1000,
+            redial_max_ms: 30_000,
+            max_hops: 32,
+            seen_cache: 4096,
+            stop_linger_ms: 3000,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values once at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_ms < 50 {
+            return Err(format!("heartbeat {} ms: must be at least 50 ms", self.heartbeat_ms));
+        }
+        if self.redial_min_ms == 0 || self.redial_max_ms < self.redial_min_ms {
+            return Err("redial delays: need 0 < min <= max".into());
+        }
+        if self.max_hops == 0 {
+            return Err("max hops: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,477 @@
+//! Links: handshakes, duplicate links, heartbeats and RTT, digest sync,
+//! timeouts, and redialling with backoff.
+
+use std::collections::HashSet;
+
+use super::{Action, Config, Engine, LinkId, LinkInfo, Now};
+use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, PROTO_MAJOR, PROTO_MINOR};
+use crate::wire::FrameError;
+
+/// Entries per digest frame: keeps each frame far below the frame limit.
+pub const DIGEST_CHUNK: usize = 2000;
+
+/// One TCP connection as the engine sees it.
+#[derive(Debug)]
+pub struct Link {
+    /// The address this side dialled, if it did.
+    pub dialled: Option<String>,
+    /// The other end's socket address.
+    pub remote: String,
+    /// The node at the other end, once its Hello arrived.
+    pub peer: Option<NodeId>,
+    /// The peer's name, once known.
+    pub peer_name: String,
+    /// Established and not a duplicate: counts as a neighbour.
+    pub active: bool,
+    /// When the link came up, ms.
+    pub opened_ms: u64,
+    /// Last frame received, ms.
+    pub last_rx_ms: u64,
+    /// Heartbeat interval agreed on: the longer of both sides', ms.
+    pub hb_ms: u64,
+    /// Next ping due (dialling side only), ms.
+    pub next_ping_ms: Option<u64>,
+    /// Sequence number of the ping in flight and when it left, µs.
+    pub ping_out: Option<(u32, u64)>,
+    /// Last ping sequence number used.
+    pub ping_seq: u32,
+    /// Latest round-trip time, µs.
+    pub rtt_us: Option<u32>,
+    /// The address the peer sees us at.
+    pub seen_as: Option<String>,
+    /// Ids the peer listed in its digest so far (during sync only).
+    pub digest_seen: Option<HashSet<NodeId>>,
+}
+
+impl Link {
+    /// The earliest time this link needs attention, ms.
+    pub fn next_deadline(&self, cfg: &Config) -> u64 {
+        if self.peer.is_none() {
+            return self.opened_ms + cfg.handshake_timeout_ms;
+        }
+        let dead = self.last_rx_ms + 3 * self.hb_ms;
+        self.next_ping_ms.map_or(dead, |p| p.min(dead))
+    }
+}
+
+/// The state of one address this node keeps dialling.
+#[derive(Debug)]
+pub struct Dial {
+    /// Redial it forever (`-k`, `join`, snapshot); else one attempt.
+    pub persistent: bool,
+    /// Where it stands.
+    pub state: DialState,
+    /// Current backoff, ms.
+    pub backoff_ms: u64,
+    /// The node found at this address last time.
+    pub peer: Option<NodeId>,
+    /// Whether a link to it ever came up.
+    pub ever_up: bool,
+}
+
+/// Where a [`Dial`] stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DialState {
+    /// Dial at this time, ms.
+    Due(u64),
+    /// A connection attempt is under way.
+    Dialling,
+    /// Its link is up.
+    Up(LinkId),
+    /// The node behind it is linked another way (it dialled us).
+    Covered,
+}
+
+impl Dial {
+    /// When it must be dialled, if waiting.
+    pub fn due(&self) -> Option<u64> {
+        match self.state {
+            DialState::Due(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Normalises a dial address: a bare host gets the default port.
+pub fn dial_addr(addr: &str) -> String {
+    let (host, port) = super::table::split_addr(addr);
+    match port {
+        Some(_) => addr.to_string(),
+        None if host.contains(':') => format!("[{host}]:{}", crate::DEFAULT_PORT),
+        None => format!("{host}:{}", crate::DEFAULT_PORT),
+    }
+}
+
+impl Engine {
+    /// A TCP connection is open (dialled by us if `info.dialled` is set).
+    pub fn link_up(&mut self, now: Now, link: LinkId, info: LinkInfo) {
+        self.now = now;
+        let ms = now.ms();
+        if let Some(addr) = &info.dialled {
+            if let Some(d) = self.dials.get_mut(addr) {
+                d.state = DialState::Up(link);
+            }
+        }
+        self.links.insert(
+            link,
+            Link {
+                dialled: info.dialled,
+                remote: info.remote.clone(),
+                peer: None,
+                peer_name: String::new(),
+                active: false,
+                opened_ms: ms,
+                last_rx_ms: ms,
+                hb_ms: self.cfg.heartbeat_ms,
+                next_ping_ms: None,
+                ping_out: None,
+                ping_seq: 0,
+                rtt_us: None,
+                seen_as: None,
+                digest_seen: None,
+            },
+        );
+        let hello = Hello {
+            proto: PROTO_MAJOR,
+            minor: PROTO_MINOR,
+            id: self.me,
+            hb_ms: self.cfg.heartbeat_ms,
+            na: self.own_na(),
+            seen_as: super::table::split_addr(&info.remote).0.to_string(),
+        };
+        self.actions.push(Action::Send { link, msg: PeerMsg::Hello(hello) });
+    }
+
+    /// A connection attempt to `addr` failed.
+    pub fn dial_failed(&mut self, now: Now, addr: &str, err: &str) {
+        self.now = now;
+        let Some(d) = self.dials.get_mut(addr) else { return };
+        if d.state != DialState::Dialling {
+            return;
+        }
+        tracing::debug!(%addr, "dial failed: {err}");
+        if !d.persistent && !d.ever_up {
+            self.dials.remove(addr);
+        } else {
+            let delay = self.backoff(addr);
+            if let Some(d) = self.dials.get_mut(addr) {
+                d.state = DialState::Due(now.ms() + delay);
+            }
+        }
+        self.dial_resolved(addr, Err(format!("can't connect to {addr}: {err}")));
+    }
+
+    /// A connection closed (EOF, error, or after we asked to close it).
+    pub fn link_down(&mut self, now: Now, link: LinkId, reason: &str) {
+        self.now = now;
+        self.drop_link(link, reason);
+    }
+
+    /// Bytes on `link` could not be decoded: close it, naming the peer.
+    pub fn bad_frame(&mut self, now: Now, link: LinkId, err: &FrameError) {
+        self.now = now;
+        self.close(link, &format!("bad frame: {err}"));
+    }
+
+    /// A frame arrived on `link`.
+    pub fn frame(&mut self, now: Now, link: LinkId, msg: PeerMsg) {
+        self.now = now;
+        let ms = now.ms();
+        let Some(l) = self.links.get_mut(&link) else { return };
+        l.last_rx_ms = ms;
+        let established = l.peer.is_some();
+        match msg {
+            PeerMsg::Hello(h) if !established => self.on_hello(link, h),
+            PeerMsg::Refuse { reason } => {
+                let reason = format!("refused by peer: {reason}");
+                tracing::warn!(peer = %self.describe(link), "{reason}");
+                self.close(link, &reason);
+            }
+            _ if !established => self.close(link, "protocol error: expected hello first"),
+            PeerMsg::Hello(_) => self.close(link, "protocol error: second hello"),
+            PeerMsg::Ping { s, r } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    if r.is_some() {
+                        l.rtt_us = r;
+                    }
+                }
+                self.actions.push(Action::Send { link, msg: PeerMsg::Pong { s } });
+            }
+            PeerMsg::Pong { s } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    if let Some((seq, sent)) = l.ping_out {
+                        if seq == s {
+                            l.rtt_us = Some(now.mono_us.saturating_sub(sent).min(u32::MAX as u64) as u32);
+                            l.ping_out = None;
+                        }
+                    }
+                }
+            }
+            PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
+            PeerMsg::Na(na) => {
+                if self.links.get(&link).is_some_and(|l| l.active) {
+                    self.on_na(link, na)
+                }
+            }
+            PeerMsg::Forget { id, version } => {
+                self.forget(id, version, Some(link));
+            }
+            PeerMsg::Cmd(r) => self.on_cmd(link, r),
+            PeerMsg::Resp(r) => self.on_resp(r),
+        }
+        self.refresh_routes();
+    }
+
+    fn on_hello(&mut self, link: LinkId, h: Hello) {
+        if h.proto != PROTO_MAJOR {
+            let reason = format!(
+                "protocol version mismatch: we speak {PROTO_MAJOR}.{PROTO_MINOR}, peer speaks {}.{}",
+                h.proto, h.minor
+            );
+            tracing::warn!(peer = %self.describe(link), "{reason}");
+            self.actions.push(Action::Send { link, msg: PeerMsg::Refuse { reason: reason.clone() } });
+            self.close(link, &reason);
+            return;
+        }
+        if h.id == self.me || h.na.id != h.id {
+            let dialled = self.links.get(&link).and_then(|l| l.dialled.clone());
+            if let Some(addr) = dialled {
+                self.dials.remove(&addr);
+                self.dial_resolved(&addr, Err(format!("{addr} is this node itself")));
+            }
+            self.close(link, "connected to itself");
+            return;
+        }
+        let ms = self.now.ms();
+        let Some(l) = self.links.get_mut(&link) else { return };
+        l.peer = Some(h.id);
+        l.peer_name = h.na.record.name.clone();
+        l.seen_as = Some(h.seen_as);
+        l.hb_ms = self.cfg.heartbeat_ms.max(h.hb_ms);
+        let dialled = l.dialled.clone();
+        // Two links to one node: keep the one dialled by the lower id, or
+        // the older one if the same side dialled both.
+        let dialler = |l: &Link| if l.dialled.is_some() { self.me } else { h.id };
+        let rival = self.links.iter().find(|(id, o)| **id != link && o.active && o.peer == Some(h.id)).map(|(id, _)| *id);
+        if let Some(other) = rival {
+            let mine = (dialler(&self.links[&link]), link);
+            let theirs = (dialler(&self.links[&other]), other);
+            if mine > theirs {
+                if let Some(addr) = dialled {
+                    if let Some(d) = self.dials.get_mut(&addr) {
+                        d.state = DialState::Covered;
+                        d.peer = Some(h.id);
+                        d.ever_up = true;
+                        d.persistent = true;
+                    }
+                    self.dial_resolved(&addr, Ok(h.id));
+                }
+                self.close(link, "duplicate link");
+                return;
+            }
+            self.close(other, "duplicate link");
+        }
+        let Some(l) = self.links.get_mut(&link) else { return };
+        l.active = true;
+        l.digest_seen = Some(HashSet::new());
+        if l.dialled.is_some() {
+            l.next_ping_ms = Some(ms + self.cfg.heartbeat_ms);
+        }
+        tracing::info!(peer = %self.describe(link), "link up");
+        if let Some(addr) = &dialled {
+            if let Some(d) = self.dials.get_mut(addr) {
+                d.peer = Some(h.id);
+                d.ever_up = true;
+                d.persistent = true;
+                d.backoff_ms = self.cfg.redial_min_ms;
+            }
+        }
+        self.on_na(link, h.na);
+        self.send_digest(link);
+        self.routes_dirty = true;
+        self.schedule_announce();
+        if let Some(addr) = dialled {
+            self.dial_resolved(&addr, Ok(h.id));
+        }
+    }
+
+    fn send_digest(&mut self, link: LinkId) {
+        let mut entries: Vec<(NodeId, Version)> =
+            self.table.entries.iter().map(|(id, e)| (*id, e.na.version)).collect();
+        entries.sort();
+        let chunks: Vec<Vec<(NodeId, Version)>> = entries.chunks(DIGEST_CHUNK).map(|c| c.to_vec()).collect();
+        let n = chunks.len();
+        for (i, entries) in chunks.into_iter().enumerate() {
+            self.actions.push(Action::Send { link, msg: PeerMsg::Digest { entries, done: i + 1 == n } });
+        }
+    }
+
+    /// The peer's digest: send what it lacks or holds older. A deadend sends
+    /// only its own announcement: it relays nothing.
+    fn on_digest(&mut self, link: LinkId, entries: Vec<(NodeId, Version)>, done: bool) {
+        let deadend = self.cfg.deadend;
+        let mut send = Vec::new();
+        for (id, v) in &entries {
+            if deadend && *id != self.me {
+                continue;
+            }
+            if let Some(e) = self.table.entries.get(id) {
+                if e.na.version > *v {
+                    send.push(*id);
+                }
+            }
+        }
+        let Some(l) = self.links.get_mut(&link) else { return };
+        let seen = l.digest_seen.get_or_insert_with(HashSet::new);
+        seen.extend(entries.iter().map(|(id, _)| *id));
+        if done {
+            let seen = l.digest_seen.take().unwrap_or_default();
+            send.extend(
+                self.table.entries.keys().filter(|id| !seen.contains(id) && (!deadend || **id == self.me)).copied(),
+            );
+        }
+        send.sort();
+        send.dedup();
+        for id in send {
+            if let Some(e) = self.table.entries.get(&id) {
+                self.actions.push(Action::Send { link, msg: PeerMsg::Na(e.na.clone()) });
+            }
+        }
+    }
+
+    /// Closes a link on our initiative.
+    pub(super) fn close(&mut self, link: LinkId, reason: &str) {
+        if self.links.contains_key(&link) {
+            self.actions.push(Action::Close { link, reason: reason.to_string() });
+            self.drop_link(link, reason);
+        }
+    }
+
+    /// Forgets a link and schedules what follows from its loss.
+    fn drop_link(&mut self, link: LinkId, reason: &str) {
+        let Some(l) = self.links.remove(&link) else { return };
+        if l.active {
+            tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link down: {reason}");
+            self.routes_dirty = true;
+            self.schedule_announce();
+        } else if l.peer.is_none() {
+            tracing::info!(peer = %l.remote, "connection closed before handshake: {reason}");
+        }
+        let ms = self.now.ms();
+        let still_linked = |peer: Option<NodeId>, links: &std::collections::BTreeMap<LinkId, Link>| {
+            peer.is_some_and(|p| links.values().any(|o| o.active && o.peer == Some(p)))
+        };
+        let mut redial = Vec::new();
+        for (addr, d) in self.dials.iter_mut() {
+            let affected = d.state == DialState::Up(link)
+                || (d.state == DialState::Covered && l.peer.is_some() && d.peer == l.peer);
+            if affected && !still_linked(d.peer, &self.links) {
+                redial.push(addr.clone());
+            }
+        }
+        for addr in redial {
+            let persistent = self.dials.get(&addr).is_some_and(|d| d.persistent || d.ever_up);
+            if !persistent || self.stopping.is_some() {
+                self.dials.remove(&addr);
+                continue;
+            }
+            // The first redial after a working link is quick; failures back off.
+            let delay = self.cfg.redial_min_ms / 2 + self.rng.below(self.cfg.redial_min_ms / 2 + 1);
+            if let Some(d) = self.dials.get_mut(&addr) {
+                d.state = DialState::Due(ms + delay);
+            }
+        }
+        self.link_lost_for_stop(l.peer);
+    }
+
+    /// Heartbeats and timeouts.
+    pub(super) fn link_timers(&mut self, ms: u64) {
+        let mut close = Vec::new();
+        let mut pings = Vec::new();
+        for (id, l) in self.links.iter_mut() {
+            if l.peer.is_none() {
+                if ms >= l.opened_ms + self.cfg.handshake_timeout_ms {
+                    close.push((*id, "handshake timeout".to_string()));
+                }
+                continue;
+            }
+            if ms >= l.last_rx_ms + 3 * l.hb_ms {
+                close.push((*id, format!("no heartbeat for {} ms", ms - l.last_rx_ms)));
+                continue;
+            }
+            if let Some(p) = l.next_ping_ms {
+                if ms >= p {
+                    l.ping_seq = l.ping_seq.wrapping_add(1);
+                    l.ping_out = Some((l.ping_seq, self.now.mono_us));
+                    l.next_ping_ms = Some(ms + self.cfg.heartbeat_ms);
+                    pings.push((*id, PeerMsg::Ping { s: l.ping_seq, r: l.rtt_us }));
+                }
+            }
+        }
+        for (link, msg) in pings {
+            self.actions.push(Action::Send { link, msg });
+        }
+        for (link, reason) in close {
+            tracing::warn!(peer = %self.describe(link), "closing link: {reason}");
+            self.close(link, &reason);
+        }
+    }
+
+    /// Dials whose time has come.
+    pub(super) fn dial_timers(&mut self, ms: u64) {
+        if self.stopping.is_some() {
+            return;
+        }
+        for (addr, d) in self.dials.iter_mut() {
+            if d.due().is_some_and(|t| ms >= t) {
+                d.state = DialState::Dialling;
+                self.actions.push(Action::Dial { addr: addr.clone() });
+            }
+        }
+    }
+
+    /// Starts dialling `addr` unless it is already dialled.
+    pub(super) fn add_dial(&mut self, addr: &str, persistent: bool) -> String {
+        let addr = dial_addr(addr);
+        let ms = self.now.ms();
+        let min = self.cfg.redial_min_ms;
+        let d = self.dials.entry(addr.clone()).or_insert(Dial {
+            persistent,
+            state: DialState::Due(ms),
+            backoff_ms: min,
+            peer: None,
+            ever_up: false,
+        });
+        d.persistent |= persistent;
+        addr
+    }
+
+    /// The next redial delay for `addr`, with ±25 % jitter; doubles it.
+    fn backoff(&mut self, addr: &str) -> u64 {
+        let max = self.cfg.redial_max_ms;
+        let jitter = self.rng.unit();
+        let Some(d) = self.dials.get_mut(addr) else { return max };
+        let base = d.backoff_ms;
+        d.backoff_ms = (base * 2).min(max);
+        ((base as f64) * (0.75 + 0.5 * jitter)) as u64
+    }
+
+    /// The link's live round-trip time, µs.
+    pub(super) fn link_rtt(&self, link: LinkId) -> Option<u32> {
+        self.links.get(&link).and_then(|l| l.rtt_us)
+    }
+
+    /// The established link to a neighbour.
+    pub(super) fn link_to(&self, peer: NodeId) -> Option<LinkId> {
+        self.links.iter().find(|(_, l)| l.active && l.peer == Some(peer)).map(|(id, _)| *id)
+    }
+
+    /// "name (addr)" of a link's peer, for logs.
+    pub(super) fn describe(&self, link: LinkId) -> String {
+        match self.links.get(&link) {
+            Some(l) if !l.peer_name.is_empty() => format!("{} ({})", l.peer_name, l.remote),
+            Some(l) => l.remote.clone(),
+            None => format!("link {link}"),
+        }
+    }
+}

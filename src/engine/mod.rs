@@ -1,0 +1,470 @@
+//! Engine: the whole protocol as one pure state machine.
+//!
+//! The engine never touches sockets, files, tokio or the clock. The daemon
+//! (or a simulation) feeds it inputs, each a method taking the current time:
+//! [`Engine::link_up`], [`Engine::frame`], [`Engine::link_down`],
+//! [`Engine::dial_failed`], [`Engine::request`], [`Engine::tick`]. After each
+//! input the caller drains [`Engine::take_actions`] and carries them out in
+//! order, and sleeps until [`Engine::next_wakeup`] at the latest.
+//!
+//! What it does: handshakes, heartbeats with RTT, node announcements with
+//! `(incarnation, seq)` versions flooded with dedup, digest sync on link up,
+//! reachability and next hops from the agreed graph, statuses with last-seen
+//! times, forgetting, redialling with backoff, and routing commands to one
+//! node or flooding them to all.
+
+mod commands;
+pub mod config;
+mod links;
+pub mod rng;
+pub mod table;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::ctl::{Reply, Status};
+use crate::wire::peer::{Announcement, Neighbor, NodeId, NodeRecord, PeerMsg, Version};
+
+pub use config::Config;
+use rng::Rng;
+use table::Table;
+
+/// The daemon's handle for one TCP connection.
+pub type LinkId = u64;
+/// The daemon's handle for one control-socket request.
+pub type Token = u64;
+
+/// The current time, as the engine sees it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Now {
+    /// Monotonic time in µs (any origin): timers and RTTs.
+    pub mono_us: u64,
+    /// Wall clock in ms since the epoch: last-seen times and incarnations.
+    pub wall_ms: u64,
+}
+
+impl Now {
+    fn ms(self) -> u64 {
+        self.mono_us / 1000
+    }
+}
+
+/// Something the engine wants done, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send a message on a link.
+    Send {
+        /// The link.
+        link: LinkId,
+        /// The message.
+        msg: PeerMsg,
+    },
+    /// Close a link; the engine has already forgotten it.
+    Close {
+        /// The link.
+        link: LinkId,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Open a TCP connection to `addr` and report [`Engine::link_up`] with
+    /// `dialled: Some(addr)` or [`Engine::dial_failed`].
+    Dial {
+        /// `host:port` or `gateway[:port]`.
+        addr: String,
+    },
+    /// Send a frame to a control client; `Done` and `Error` are the last.
+    Reply {
+        /// The request.
+        token: Token,
+        /// The frame.
+        reply: Reply,
+    },
+    /// Write the snapshot to the state dir.
+    Persist(Snapshot),
+    /// A status changed (for logs, events and views).
+    StatusChanged {
+        /// The node.
+        id: NodeId,
+        /// Its name.
+        name: String,
+        /// New status.
+        status: Status,
+    },
+    /// Flush every link and exit: the node has left.
+    Exit,
+}
+
+/// What survives a restart: the table and the addresses to redial.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Wall clock ms when written.
+    pub saved_ms: u64,
+    /// The incarnation in use when written.
+    pub incarnation: u64,
+    /// Every node but this one.
+    pub nodes: Vec<SnapNode>,
+    /// Addresses to redial after a restart.
+    pub peers: Vec<String>,
+}
+
+/// One node in the [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapNode {
+    /// Its newest announcement.
+    pub na: Announcement,
+    /// Its status when written.
+    pub status: Status,
+    /// When it was last seen, wall ms.
+    pub last_seen_ms: u64,
+    /// Its last known parent.
+    pub parent: Option<NodeId>,
+}
+
+/// Where a connection came from, as the daemon reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The address this side dialled, if it dialled.
+    pub dialled: Option<String>,
+    /// The other end's address (ip:port) as seen on the socket.
+    pub remote: String,
+}
+
+/// The protocol state machine of one node.
+pub struct Engine {
+    cfg: Config,
+    me: NodeId,
+    record: NodeRecord,
+    version: Version,
+    left: bool,
+    started: Now,
+    table: Table,
+    links: BTreeMap<LinkId, links::Link>,
+    dials: BTreeMap<String, links::Dial>,
+    pending: HashMap<u64, commands::Pending>,
+    parked: Vec<commands::Parked>,
+    next_mid: u64,
+    seen: HashSet<(NodeId, u64)>,
+    seen_order: VecDeque<(NodeId, u64)>,
+    forgotten: HashMap<NodeId, Version>,
+    rng: Rng,
+    announce_at: Option<u64>,
+    routes_dirty: bool,
+    persist_at: Option<u64>,
+    refresh_at: u64,
+    housekeep_at: u64,
+    stopping: Option<commands::Stopping>,
+    actions: Vec<Action>,
+    now: Now,
+}
+
+impl Engine {
+    /// A node with identity `me` describing itself by `record`, starting at
+    /// `now`, with the `snapshot` of its last run if any. `seed` feeds the
+    /// redial jitter.
+    pub fn new(cfg: Config, me: NodeId, mut record: NodeRecord, now: Now, seed: u64, snapshot: Option<Snapshot>) -> Self {
+        record.deadend = cfg.deadend;
+        let snap = snapshot.unwrap_or_default();
+        let inc = now.wall_ms.max(snap.incarnation + 1);
+        let mut table = Table::default();
+        for n in snap.nodes {
+            if n.na.id == me {
+                continue;
+            }
+            let last = if n.status == Status::Alive { snap.saved_ms } else { n.last_seen_ms };
+            let id = n.na.id;
+            table.offer(n.na, last);
+            if let Some(e) = table.entries.get_mut(&id) {
+                e.last_seen_ms = last;
+                e.parent = n.parent;
+            }
+        }
+        let mut e = Engine {
+            refresh_at: now.ms() + cfg.refresh_ms,
+            housekeep_at: now.ms() + 10_000,
+            cfg,
+            me,
+            record,
+            version: Version { inc, seq: 0 },
+            left: false,
+            started: now,
+            table,
+            links: BTreeMap::new(),
+            dials: BTreeMap::new(),
+            pending: HashMap::new(),
+            parked: Vec::new(),
+            next_mid: 1,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            forgotten: HashMap::new(),
+            rng: Rng::new(seed),
+            announce_at: None,
+            routes_dirty: true,
+            persist_at: None,
+            stopping: None,
+            actions: Vec::new(),
+            now,
+        };
+        let na = e.own_na();
+        e.table.offer(na, now.wall_ms);
+        for p in snap.peers {
+            e.add_dial(&p, true);
+        }
+        e.refresh_routes();
+        e
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.version.inc
+    }
+
+    /// The node table, for views and tests.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Whether the node has said goodbye and is on its way out.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    /// Takes the actions produced so far.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Dials `addr` now and keeps redialling it whenever its link is lost
+    /// (`-k`, `join`, addresses from the snapshot).
+    pub fn keep_dialling(&mut self, now: Now, addr: &str) {
+        self.now = now;
+        self.add_dial(addr, true);
+        self.tick(now);
+    }
+
+    /// Time passes: heartbeats, timeouts, redials, debounced announcements,
+    /// deadlines. Call it at [`Engine::next_wakeup`] at the latest.
+    pub fn tick(&mut self, now: Now) {
+        self.now = now;
+        let ms = now.ms();
+        self.link_timers(ms);
+        self.dial_timers(ms);
+        if self.announce_at.is_some_and(|t| ms >= t) || ms >= self.refresh_at {
+            self.announce();
+        }
+        self.refresh_routes();
+        self.pending_timers(ms);
+        if ms >= self.housekeep_at {
+            self.housekeep_at = ms + 10_000;
+            self.forget_old();
+        }
+        if self.persist_at.is_some_and(|t| ms >= t) {
+            self.persist();
+        }
+        self.stop_timers(ms);
+    }
+
+    /// The monotonic time in µs by which [`Engine::tick`] must run next.
+    pub fn next_wakeup(&self) -> u64 {
+        let mut t = self.refresh_at.min(self.housekeep_at);
+        let mut consider = |x: Option<u64>| {
+            if let Some(x) = x {
+                t = t.min(x);
+            }
+        };
+        consider(self.announce_at);
+        consider(self.persist_at);
+        consider(self.routes_dirty.then_some(self.now.ms()));
+        for l in self.links.values() {
+            consider(Some(l.next_deadline(&self.cfg)));
+        }
+        for d in self.dials.values() {
+            consider(d.due());
+        }
+        for p in self.pending.values() {
+            consider(Some(p.deadline_ms));
+        }
+        consider(self.stopping.as_ref().filter(|s| !s.exited).map(|s| s.deadline_ms));
+        t.saturating_mul(1000)
+    }
+
+    /// The daemon is shutting down (SIGTERM): announce `left` and exit.
+    pub fn shutdown(&mut self, now: Now) {
+        self.now = now;
+        self.begin_stop(None, false);
+        self.stop_timers(now.ms());
+    }
+
+    /// Our own announcement as it stands.
+    fn own_na(&self) -> Announcement {
+        let mut neighbors: Vec<Neighbor> = self
+            .links
+            .values()
+            .filter(|l| l.active)
+            .filter_map(|l| {
+                Some(Neighbor { id: l.peer?, rtt_us: l.rtt_us, seen_as: l.seen_as.clone() })
+            })
+            .collect();
+        neighbors.sort_by_key(|n| n.id);
+        neighbors.dedup_by_key(|n| n.id);
+        Announcement {
+            id: self.me,
+            version: self.version,
+            record: self.record.clone(),
+            neighbors: if self.left { Vec::new() } else { neighbors },
+            left: self.left,
+        }
+    }
+
+    /// Something in our announcement changed: re-announce after the debounce.
+    fn schedule_announce(&mut self) {
+        if self.announce_at.is_none() {
+            self.announce_at = Some(self.now.ms() + self.cfg.announce_debounce_ms);
+        }
+    }
+
+    /// Originates a new version of our announcement and floods it.
+    fn announce(&mut self) {
+        self.announce_at = None;
+        self.refresh_at = self.now.ms() + self.cfg.refresh_ms;
+        self.version.seq += 1;
+        let na = self.own_na();
+        self.table.offer(na.clone(), self.now.wall_ms);
+        self.routes_dirty = true;
+        self.flood(None, PeerMsg::Na(na), true);
+        self.schedule_persist();
+    }
+
+    /// Sends `msg` on every established link but `except`. Forwarding for
+    /// others (`own == false`) is what a deadend never does.
+    fn flood(&mut self, except: Option<LinkId>, msg: PeerMsg, own: bool) {
+        if !own && self.cfg.deadend {
+            return;
+        }
+        let targets: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(id, l)| l.active && Some(**id) != except)
+            .map(|(id, _)| *id)
+            .collect();
+        for link in targets {
+            self.actions.push(Action::Send { link, msg: msg.clone() });
+        }
+    }
+
+    /// An announcement arrived on `link` (or in a handshake).
+    fn on_na(&mut self, link: LinkId, na: Announcement) {
+        if na.id == self.me {
+            if na.version >= self.version {
+                // A copy of us from a previous life (clock went back, or the
+                // state dir was lost): move past it.
+                self.version = Version { inc: na.version.inc.max(self.version.inc) + 1, seq: 0 };
+                self.announce();
+            }
+            return;
+        }
+        if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
+            return;
+        }
+        if self.table.offer(na.clone(), self.now.wall_ms) {
+            self.forgotten.remove(&na.id);
+            self.routes_dirty = true;
+            self.schedule_persist();
+            self.flood(Some(link), PeerMsg::Na(na), false);
+        }
+    }
+
+    /// Recomputes routes if anything changed, and reports status changes.
+    fn refresh_routes(&mut self) {
+        if !self.routes_dirty {
+            return;
+        }
+        self.routes_dirty = false;
+        let peers: Vec<NodeId> = self.links.values().filter(|l| l.active).filter_map(|l| l.peer).collect();
+        let changes = self.table.recompute(self.me, &peers, self.now.wall_ms);
+        for c in changes {
+            let name = self.table.entries.get(&c.id).map(|e| e.na.record.name.clone()).unwrap_or_default();
+            if c.from == Status::Alive || c.to == Status::Alive || c.to == Status::Left {
+                tracing::info!(node = %name, id = %c.id.short(), "{} -> {}", c.from.as_str(), c.to.as_str());
+            }
+            self.actions.push(Action::StatusChanged { id: c.id, name, status: c.to });
+            self.schedule_persist();
+        }
+        self.check_stop();
+    }
+
+    fn schedule_persist(&mut self) {
+        if self.persist_at.is_none() {
+            self.persist_at = Some(self.now.ms() + self.cfg.persist_debounce_ms);
+        }
+    }
+
+    /// Writes the snapshot now.
+    fn persist(&mut self) {
+        self.persist_at = None;
+        let mut nodes: Vec<SnapNode> = self
+            .table
+            .entries
+            .values()
+            .filter(|e| e.na.id != self.me)
+            .map(|e| SnapNode { na: e.na.clone(), status: e.status, last_seen_ms: e.last_seen_ms, parent: e.parent })
+            .collect();
+        nodes.sort_by_key(|n| n.na.id);
+        let peers = self.dials.iter().filter(|(_, d)| d.persistent).map(|(a, _)| a.clone()).collect();
+        self.actions.push(Action::Persist(Snapshot {
+            saved_ms: self.now.wall_ms,
+            incarnation: self.version.inc,
+            nodes,
+            peers,
+        }));
+    }
+
+    /// Drops nodes unreachable or gone for longer than `forget_after`.
+    fn forget_old(&mut self) {
+        if self.cfg.forget_after_ms == 0 {
+            return;
+        }
+        let now = self.now.wall_ms;
+        let old: Vec<NodeId> = self
+            .table
+            .entries
+            .values()
+            .filter(|e| e.status != Status::Alive && now.saturating_sub(e.last_seen_ms) > self.cfg.forget_after_ms)
+            .map(|e| e.na.id)
+            .collect();
+        for id in old {
+            if let Some(e) = self.table.entries.remove(&id) {
+                tracing::info!(node = %e.na.record.name, "forgotten after {} s unseen", (now - e.last_seen_ms) / 1000);
+                self.forgotten.insert(id, e.na.version);
+                self.schedule_persist();
+            }
+        }
+    }
+
+    /// Removes `id` from the table for good (versions up to `version`) and
+    /// tells the neighbours. Returns false if the node is alive here.
+    fn forget(&mut self, id: NodeId, version: Version, from: Option<LinkId>) -> bool {
+        if self.forgotten.get(&id).is_some_and(|v| *v >= version) {
+            return true;
+        }
+        if let Some(e) = self.table.entries.get(&id) {
+            if e.status == Status::Alive || e.na.version > version || id == self.me {
+                return false;
+            }
+            self.table.entries.remove(&id);
+        }
+        self.forgotten.insert(id, version);
+        self.routes_dirty = true;
+        self.schedule_persist();
+        self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

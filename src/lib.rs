@@ -1,0 +1,28 @@
+//! daust: distributed are you still there.
+//!
+//! Every machine, VM and container runs `daustd`; each phones home to
+//! another, and together they form one overlay network in which every node
+//! knows every other. `daust` asks the local daemon, and through it one node
+//! or all of them.
+//!
+//! # Layout
+//!
+//! - [`wire`]: message types and the frame codec; no logic.
+//! - [`engine`]: the protocol as a pure state machine (no IO, no clock).
+//! - [`sim`]: an in-memory network of engines, for deterministic tests.
+//! - [`daemon`]: the tokio shell around the engine: sockets, timers, files.
+//! - [`cli`]: the `daust` client: the phrase, the request, the printing.
+//! - [`sys`]: facts about the machine: name, addresses, gateway, kind.
+
+pub mod cli;
+pub mod daemon;
+pub mod engine;
+pub mod sim;
+pub mod sys;
+pub mod wire;
+
+/// TCP port daemons listen on and dial by default.
+pub const DEFAULT_PORT: u16 = 4040;
+
+/// daust's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,473 @@
+//! Deterministic simulation: many engines wired through an in-memory network
+//! with delay, loss and partitions, driven by simulated time and a seeded
+//! RNG. The same seed gives the same run, frame for frame.
+//!
+//! Links behave like TCP: frames on one direction of a link arrive in order;
+//! "loss" costs a retransmission delay, not the frame. A partition drops
+//! everything between the two sides, so links die by heartbeat timeout as
+//! they would on a real network. A crashed process closes its sockets (the
+//! peers see the link drop); a frozen one goes silent.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+use crate::engine::rng::Rng;
+use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Snapshot};
+use crate::wire::ctl::{Reply, Request, Status};
+use crate::wire::peer::{NodeId, NodeRecord, PeerMsg};
+
+/// Network conditions of a simulation.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// One-way delay of every frame, µs.
+    pub delay_us: u64,
+    /// Extra random delay, up to this many µs.
+    pub jitter_us: u64,
+    /// Probability that a frame needs a retransmission.
+    pub loss: f64,
+    /// What a retransmission costs, µs.
+    pub rto_us: u64,
+    /// Count the bytes of every frame (costs a JSON encoding per frame).
+    pub count_bytes: bool,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig { delay_us: 1000, jitter_us: 0, loss: 0.0, rto_us: 200_000, count_bytes: false }
+    }
+}
+
+/// Traffic counters, network-wide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames sent.
+    pub frames: u64,
+    /// Bytes sent (frame bodies plus length prefix), if counted.
+    pub bytes: u64,
+    /// Frames by message type.
+    pub by_type: BTreeMap<&'static str, u64>,
+}
+
+enum Event {
+    Deliver { node: usize, link: LinkId, msg: PeerMsg },
+    LinkUp { node: usize, link: LinkId, info: LinkInfo },
+    LinkDown { node: usize, link: LinkId },
+    DialFailed { node: usize, addr: String },
+    Wake { node: usize },
+}
+
+struct End {
+    node: usize,
+    peer: (usize, LinkId),
+    /// Time of the last delivery scheduled in this direction, for order.
+    last_us: u64,
+    open: bool,
+}
+
+struct Node {
+    engine: Option<Engine>,
+    id: NodeId,
+    addr: String,
+    cfg: Config,
+    record: NodeRecord,
+    keynodes: Vec<String>,
+    snapshot: Option<Snapshot>,
+    wake_at: u64,
+    frozen: bool,
+}
+
+/// An in-memory network of engines.
+pub struct Sim {
+    now_us: u64,
+    rng: Rng,
+    net: NetConfig,
+    nodes: Vec<Node>,
+    by_addr: HashMap<String, usize>,
+    ends: HashMap<(usize, LinkId), End>,
+    next_link: LinkId,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: HashMap<u64, Event>,
+    next_seq: u64,
+    cut: HashSet<(usize, usize)>,
+    replies: HashMap<(usize, u64), Vec<Reply>>,
+    next_token: u64,
+    /// Traffic so far.
+    pub counters: Counters,
+}
+
+const WALL_BASE_MS: u64 = 1_700_000_000_000;
+
+impl Sim {
+    /// An empty network.
+    pub fn new(seed: u64, net: NetConfig) -> Self {
+        Sim {
+            now_us: 1_000_000,
+            rng: Rng::new(seed),
+            net,
+            nodes: Vec::new(),
+            by_addr: HashMap::new(),
+            ends: HashMap::new(),
+            next_link: 1,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            next_seq: 0,
+            cut: HashSet::new(),
+            replies: HashMap::new(),
+            next_token: 1,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Simulated time, µs.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+
+    fn now(&self) -> Now {
+        Now { mono_us: self.now_us, wall_ms: WALL_BASE_MS + self.now_us / 1000 }
+    }
+
+    /// The address of node `i`.
+    pub fn addr(&self, i: usize) -> String {
+        self.nodes[i].addr.clone()
+    }
+
+    /// The id of node `i`.
+    pub fn id(&self, i: usize) -> NodeId {
+        self.nodes[i].id
+    }
+
+    /// Number of nodes ever added.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node was added.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The engine of node `i`, if it runs.
+    pub fn engine(&self, i: usize) -> Option<&Engine> {
+        self.nodes[i].engine.as_ref()
+    }
+
+    /// Whether node `i` runs (and is not frozen).
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].engine.is_some() && !self.nodes[i].frozen
+    }
+
+    /// Adds and starts a node that dials `keynodes` (node indexes).
+    pub fn add_node(&mut self, cfg: Config, keynodes: &[usize]) -> usize {
+        let i = self.nodes.len();
+        let addr = format!("sim-{i}:4040");
+        let id = NodeId(((self.rng.next_u64() as u128) << 64) | self.rng.next_u64() as u128);
+        let record = NodeRecord {
+            name: format!("n{i:05}"),
+            internal_ip: Some(format!("sim-{i}")),
+            addrs: Vec::new(),
+            public_ip: None,
+            port: 4040,
+            kind: "host".into(),
+            tags: Default::default(),
+            version: crate::VERSION.into(),
+            os: "sim".into(),
+            started_ms: 0,
+            deadend: cfg.deadend,
+        };
+        let keynodes = keynodes.iter().map(|k| self.nodes[*k].addr.clone()).collect();
+        self.by_addr.insert(addr.clone(), i);
+        self.nodes.push(Node { engine: None, id, addr, cfg, record, keynodes, snapshot: None, wake_at: u64::MAX, frozen: false });
+        self.start(i);
+        i
+    }
+
+    /// Starts (or restarts) node `i` from its last snapshot.
+    pub fn start(&mut self, i: usize) {
+        let now = self.now();
+        let n = &mut self.nodes[i];
+        let mut record = n.record.clone();
+        record.started_ms = now.wall_ms;
+        let seed = self.rng.next_u64();
+        let mut e = Engine::new(n.cfg.clone(), n.id, record, now, seed, n.snapshot.clone());
+        for k in n.keynodes.clone() {
+            e.keep_dialling(now, &k);
+        }
+        n.engine = Some(e);
+        n.frozen = false;
+        n.wake_at = u64::MAX;
+        self.after_input(i);
+    }
+
+    /// Kills node `i`: the process dies and its sockets close.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].engine = None;
+        self.nodes[i].frozen = false;
+        self.close_all(i);
+    }
+
+    /// Freezes node `i` (SIGSTOP): it neither sends nor answers, but its
+    /// sockets stay open.
+    pub fn freeze(&mut self, i: usize) {
+        self.nodes[i].frozen = true;
+    }
+
+    /// Cuts every path between the two groups.
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) {
+        for x in a {
+            for y in b {
+                self.cut.insert((*x, *y));
+                self.cut.insert((*y, *x));
+            }
+        }
+    }
+
+    /// Removes every cut.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Sends a control request to node `i`; read the answer with
+    /// [`Sim::replies`].
+    pub fn request(&mut self, i: usize, req: Request) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        let now = self.now();
+        if let Some(e) = self.nodes[i].engine.as_mut() {
+            e.request(now, token, req);
+        }
+        self.after_input(i);
+        token
+    }
+
+    /// The reply frames node `i` sent for `token` so far.
+    pub fn replies(&self, i: usize, token: u64) -> &[Reply] {
+        self.replies.get(&(i, token)).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Runs the network for `us` microseconds of simulated time.
+    pub fn run_for(&mut self, us: u64) {
+        let end = self.now_us + us;
+        self.run_until(|_| false, end);
+    }
+
+    /// Runs until `done` holds (checked after each event) or `limit_us` of
+    /// simulated time passed. Returns the simulated time it took, or None.
+    pub fn run_until_true(&mut self, limit_us: u64, done: impl Fn(&Sim) -> bool) -> Option<u64> {
+        let start = self.now_us;
+        if done(self) {
+            return Some(0);
+        }
+        let end = self.now_us + limit_us;
+        self.run_until(done, end).then(|| self.now_us - start)
+    }
+
+    /// Runs events up to `end`. `done` is checked whenever simulated time
+    /// is about to move on, at most once per simulated millisecond: often
+    /// enough to time what happens, rarely enough to stay cheap.
+    fn run_until(&mut self, done: impl Fn(&Sim) -> bool, end: u64) -> bool {
+        let mut checked_ms = self.now_us / 1000;
+        while let Some(Reverse((t, seq))) = self.queue.peek().copied() {
+            if t > end {
+                break;
+            }
+            if t / 1000 > checked_ms {
+                checked_ms = t / 1000;
+                if done(self) {
+                    return true;
+                }
+            }
+            self.queue.pop();
+            self.now_us = self.now_us.max(t);
+            if let Some(ev) = self.events.remove(&seq) {
+                self.handle(ev);
+            }
+        }
+        if done(self) {
+            return true;
+        }
+        self.now_us = self.now_us.max(end);
+        false
+    }
+
+    fn push(&mut self, at: u64, ev: Event) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.events.insert(seq, ev);
+        self.queue.push(Reverse((at, seq)));
+    }
+
+    fn handle(&mut self, ev: Event) {
+        let now = self.now();
+        let node = match &ev {
+            Event::Deliver { node, .. }
+            | Event::LinkUp { node, .. }
+            | Event::LinkDown { node, .. }
+            | Event::DialFailed { node, .. }
+            | Event::Wake { node } => *node,
+        };
+        if self.nodes[node].frozen {
+            // A frozen process reads nothing; keep its events for later? A
+            // SIGSTOPped daemon in tests never thaws, so drop them.
+            return;
+        }
+        let Some(e) = self.nodes[node].engine.as_mut() else { return };
+        match ev {
+            Event::Deliver { link, msg, .. } => {
+                if self.ends.get(&(node, link)).is_some_and(|x| x.open) {
+                    e.frame(now, link, msg);
+                }
+            }
+            Event::LinkUp { link, info, .. } => e.link_up(now, link, info),
+            Event::LinkDown { link, .. } => {
+                if let Some(end) = self.ends.get_mut(&(node, link)) {
+                    end.open = false;
+                }
+                e.link_down(now, link, "connection closed by peer");
+            }
+            Event::DialFailed { addr, .. } => e.dial_failed(now, &addr, "connection refused"),
+            Event::Wake { .. } => {
+                if self.nodes[node].wake_at > self.now_us {
+                    return; // stale wake-up
+                }
+                self.nodes[node].wake_at = u64::MAX;
+                if let Some(e) = self.nodes[node].engine.as_mut() {
+                    e.tick(now);
+                }
+            }
+        }
+        self.after_input(node);
+    }
+
+    /// Carries out the engine's actions and schedules its next wake-up.
+    fn after_input(&mut self, i: usize) {
+        let Some(e) = self.nodes[i].engine.as_mut() else { return };
+        let actions = e.take_actions();
+        let wake = e.next_wakeup().max(self.now_us);
+        for a in actions {
+            self.act(i, a);
+        }
+        let Some(e) = self.nodes[i].engine.as_ref() else { return };
+        let wake = wake.min(e.next_wakeup().max(self.now_us));
+        if wake < self.nodes[i].wake_at {
+            self.nodes[i].wake_at = wake;
+            self.push(wake, Event::Wake { node: i });
+        }
+    }
+
+    fn delay(&mut self) -> u64 {
+        let mut d = self.net.delay_us;
+        if self.net.jitter_us > 0 {
+            d += self.rng.below(self.net.jitter_us);
+        }
+        if self.net.loss > 0.0 && self.rng.unit() < self.net.loss {
+            d += self.net.rto_us;
+        }
+        d
+    }
+
+    fn act(&mut self, i: usize, a: Action) {
+        match a {
+            Action::Send { link, msg } => {
+                self.counters.frames += 1;
+                *self.counters.by_type.entry(msg_type(&msg)).or_default() += 1;
+                if self.net.count_bytes {
+                    self.counters.bytes += crate::wire::encode(&msg).map_or(0, |b| b.len() as u64);
+                }
+                let Some(end) = self.ends.get(&(i, link)) else { return };
+                let ((j, lj), open, last) = (end.peer, end.open, end.last_us);
+                if !open || self.cut.contains(&(i, j)) {
+                    return;
+                }
+                let at = (self.now_us + self.delay()).max(last);
+                if let Some(end) = self.ends.get_mut(&(i, link)) {
+                    end.last_us = at;
+                }
+                self.push(at, Event::Deliver { node: j, link: lj, msg });
+            }
+            Action::Close { link, .. } => self.close_end(i, link),
+            Action::Dial { addr } => {
+                let target = self.by_addr.get(&addr).copied();
+                let d = self.delay();
+                match target {
+                    Some(j) if self.nodes[j].engine.is_some() && !self.cut.contains(&(i, j)) => {
+                        let (li, lj) = (self.next_link, self.next_link + 1);
+                        self.next_link += 2;
+                        self.ends.insert((i, li), End { node: i, peer: (j, lj), last_us: 0, open: true });
+                        self.ends.insert((j, lj), End { node: j, peer: (i, li), last_us: 0, open: true });
+                        let at = self.now_us + 2 * d;
+                        let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
+                        self.push(at, Event::LinkUp { node: j, link: lj, info: LinkInfo { dialled: None, remote: ai } });
+                        self.push(at, Event::LinkUp { node: i, link: li, info: LinkInfo { dialled: Some(addr), remote: aj } });
+                    }
+                    Some(j) if self.cut.contains(&(i, j)) => {
+                        self.push(self.now_us + 1_000_000, Event::DialFailed { node: i, addr });
+                    }
+                    _ => self.push(self.now_us + 2 * d, Event::DialFailed { node: i, addr }),
+                }
+            }
+            Action::Reply { token, reply } => self.replies.entry((i, token)).or_default().push(reply),
+            Action::Persist(s) => self.nodes[i].snapshot = Some(s),
+            Action::StatusChanged { .. } => {}
+            Action::Exit => {
+                self.nodes[i].engine = None;
+                self.close_all(i);
+            }
+        }
+    }
+
+    fn close_end(&mut self, i: usize, link: LinkId) {
+        let Some(end) = self.ends.get_mut(&(i, link)) else { return };
+        if !end.open {
+            return;
+        }
+        end.open = false;
+        let (j, lj) = end.peer;
+        let at = (self.now_us + self.net.delay_us).max(end.last_us);
+        if !self.cut.contains(&(i, j)) {
+            self.push(at, Event::LinkDown { node: j, link: lj });
+        }
+    }
+
+    fn close_all(&mut self, i: usize) {
+        let mine: Vec<LinkId> = self.ends.iter().filter(|(_, e)| e.node == i && e.open).map(|((_, l), _)| *l).collect();
+        for l in mine {
+            self.close_end(i, l);
+        }
+    }
+
+    /// Whether every running node holds the same versions of the same nodes
+    /// and sees every running node alive.
+    pub fn converged(&self) -> bool {
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect();
+        let Some(first) = up.first().and_then(|i| self.engine(*i)) else { return true };
+        let reference: BTreeMap<NodeId, _> = first.table().entries.iter().map(|(id, e)| (*id, e.na.version)).collect();
+        up.iter().all(|i| {
+            let Some(e) = self.engine(*i) else { return false };
+            let t = &e.table().entries;
+            t.len() == reference.len()
+                && t.iter().all(|(id, x)| reference.get(id) == Some(&x.na.version))
+                && up.iter().all(|j| t.get(&self.nodes[*j].id).is_some_and(|x| x.status == Status::Alive))
+        })
+    }
+
+    /// The status node `i` holds for node `j`, if it knows it.
+    pub fn status(&self, i: usize, j: usize) -> Option<Status> {
+        let e = self.engine(i)?;
+        e.table().entries.get(&self.nodes[j].id).map(|x| x.status)
+    }
+}
+
+fn msg_type(m: &PeerMsg) -> &'static str {
+    match m {
+        PeerMsg::Hello(_) => "hello",
+        PeerMsg::Refuse { .. } => "refuse",
+        PeerMsg::Ping { .. } => "ping",
+        PeerMsg::Pong { .. } => "pong",
+        PeerMsg::Digest { .. } => "digest",
+        PeerMsg::Na(_) => "na",
+        PeerMsg::Forget { .. } => "forget",
+        PeerMsg::Cmd(_) => "cmd",
+        PeerMsg::Resp(_) => "resp",
+    }
+}

@@ -1,0 +1,287 @@
+//! Control protocol: what the `daust` client and its local daemon say over
+//! the Unix control socket, and the commands and answers that also travel
+//! between daemons inside [`super::peer::Routed`] messages.
+//!
+//! ```text
+//!  client                         daemon
+//!    |-- Request{target, cmd} ------>|
+//!    |<-- Progress{answered, of} ----|   zero or more, for `all`
+//!    |<-- Done{answers, missing} ----|   or Error{message, code}; then close
+//! ```
+//!
+//! Answers are data, not text: the client renders them (or prints them as
+//! JSON with `--json`), so a remote node's answer looks the same as a local
+//! one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::peer::{Hop, NodeId};
+
+/// What the client asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Round trip through the overlay.
+    Ping,
+    /// The node table in the seed's list format.
+    List,
+    /// With `all`: the tree of flood paths; with one target: the path to it.
+    Trace,
+    /// Announce `left` and exit.
+    Stop,
+    /// Everything about the node itself.
+    Info,
+    /// Dial an address and keep the link.
+    Join {
+        /// `host:port`, `host` (port 4040) or `gateway`.
+        addr: String,
+    },
+    /// Drop an unreachable or left node from every table.
+    Forget {
+        /// Name, id prefix or address of the node.
+        node: String,
+    },
+}
+
+impl Command {
+    /// The command's word in the phrase language.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Command::Ping => "ping",
+            Command::List => "list",
+            Command::Trace => "trace",
+            Command::Stop => "stop",
+            Command::Info => "info",
+            Command::Join { .. } => "join",
+            Command::Forget { .. } => "forget",
+        }
+    }
+}
+
+/// Where a command runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The local daemon.
+    Local,
+    /// One node: a name, a unique prefix of a name or id, or an address
+    /// (dialled first if no node is known by it).
+    Remote(String),
+    /// Every node.
+    All,
+}
+
+/// One request from the client; the daemon answers with [`Reply`] frames.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Where to run it.
+    pub target: Target,
+    /// What to run.
+    pub cmd: Command,
+    /// How long to wait for answers, in ms.
+    pub timeout_ms: u64,
+}
+
+/// A frame from the daemon to the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Still waiting: how many of the expected nodes answered so far.
+    Progress {
+        /// Answers so far.
+        answered: usize,
+        /// Answers expected.
+        expected: usize,
+    },
+    /// The result; the last frame.
+    Done(Outcome),
+    /// The request failed as a whole; the last frame.
+    Error {
+        /// What went wrong, for the user.
+        message: String,
+        /// Exit status the client should use (1 failure, 2 usage).
+        code: u8,
+    },
+}
+
+/// Everything the origin gathered for one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The origin's id, so the client can put it first.
+    pub origin: NodeId,
+    /// One entry per node that answered.
+    pub answers: Vec<Reached>,
+    /// Nodes that were expected to answer and did not.
+    pub missing: Vec<Missing>,
+}
+
+/// One node's answer and how it got there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reached {
+    /// The answer.
+    pub answer: Answer,
+    /// Path the command took from the origin to the node.
+    pub path: Vec<Hop>,
+    /// Round trip from the origin, µs.
+    pub rtt_us: u64,
+}
+
+/// A node that did not answer in time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missing {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Seconds since it was last seen (0 if it was alive when asked).
+    pub last_seen_secs: u64,
+}
+
+/// A node's answer to a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The answering node.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its internal address, for `pong from NAME (ADDR)`.
+    pub addr: Option<String>,
+    /// What it said.
+    pub body: Body,
+}
+
+/// The content of an answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    /// To `ping`.
+    Pong,
+    /// To `list`: self first, then by name.
+    List {
+        /// The node table as the answering node sees it.
+        nodes: Vec<NodeView>,
+    },
+    /// To `trace`: the path is in [`Reached::path`].
+    Trace,
+    /// To `stop`.
+    Stopping,
+    /// To `info`.
+    Info(Box<InfoView>),
+    /// To `join`.
+    Joined {
+        /// The dialled address.
+        addr: String,
+        /// The node found there.
+        peer: NodeId,
+        /// Its name.
+        peer_name: String,
+    },
+    /// To `forget`.
+    Forgot {
+        /// The forgotten node.
+        id: NodeId,
+        /// Its name.
+        name: String,
+    },
+    /// The command failed on that node.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Status of a node in a table.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Reachable over live links.
+    Alive,
+    /// Known, but no path to it now.
+    Unreachable,
+    /// It said goodbye.
+    Left,
+}
+
+impl Status {
+    /// Lowercase name, as printed.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Alive => "alive",
+            Status::Unreachable => "unreachable",
+            Status::Left => "left",
+        }
+    }
+}
+
+/// One node as a table shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Node id.
+    pub id: NodeId,
+    /// Name.
+    pub name: String,
+    /// Internal address.
+    pub internal_ip: Option<String>,
+    /// Public address (`-p`).
+    pub public_ip: Option<String>,
+    /// All interface addresses.
+    pub addrs: Vec<String>,
+    /// Addresses neighbours see it at.
+    pub seen_as: Vec<String>,
+    /// `host`, `vm` or `container`.
+    pub kind: String,
+    /// Status.
+    pub status: Status,
+    /// Seconds since last seen: 0 while alive.
+    pub last_seen_secs: u64,
+    /// When it was last seen, wall clock ms since the epoch.
+    pub last_seen_ms: u64,
+    /// Parent in the shortest-path tree (last known one if not alive).
+    pub parent: Option<NodeId>,
+    /// Hops from the answering node, while reachable.
+    pub hops: Option<u32>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// daust version it runs.
+    pub version: String,
+    /// It forwards nothing for others.
+    pub deadend: bool,
+}
+
+/// Everything `info` tells about a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoView {
+    /// The node as its own table shows it.
+    pub node: NodeView,
+    /// Operating system.
+    pub os: String,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// Current incarnation.
+    pub incarnation: u64,
+    /// Listening port.
+    pub port: u16,
+    /// Whether peer traffic is authenticated (a cluster key is set).
+    pub authenticated: bool,
+    /// Live links.
+    pub links: Vec<LinkView>,
+    /// Nodes in the table by status.
+    pub counts: BTreeMap<String, usize>,
+}
+
+/// One live link as `info` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// The node at the other end.
+    pub peer: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its address as this node sees it.
+    pub addr: String,
+    /// Whether this node dialled it.
+    pub dialled: bool,
+    /// Round trip in µs, once measured.
+    pub rtt_us: Option<u32>,
+}

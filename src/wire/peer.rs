@@ -1,0 +1,269 @@
+//! Peer protocol: what two daemons say to each other over a link.
+//!
+//! A link is one TCP connection, opened by whichever side was given the
+//! other's address ("phoning home") and used in both directions.
+//!
+//! ```text
+//!  dialer                                  listener
+//!    |-- Hello{proto, id, record, seen_as} -->|   both send Hello at once;
+//!    |<-- Hello{proto, id, record, seen_as} --|   a major-version mismatch
+//!    |                                        |   is answered with Refuse
+//!    |-- Digest{id -> version, ...} --------->|   then each side sends the
+//!    |<-- Digest ----------------------------|   announcements the other
+//!    |<-- Na ... / Na ... ------------------->|   lacks or holds older
+//!    |                                        |
+//!    |-- Ping{s} ---------------------------->|   every heartbeat, dialer
+//!    |<-- Pong{s} ----------------------------|   only: the echo gives RTT
+//!    |                                        |
+//!    |<-- Na / Forget / Cmd / Resp ---------->|   floods and routed
+//!                                                 commands, any time
+//! ```
+//!
+//! Any frame counts as proof of life; a link silent for three heartbeat
+//! intervals is dead.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use super::ctl::{Answer, Command};
+
+/// Major protocol version: peers with another major version are refused.
+pub const PROTO_MAJOR: u16 = 1;
+/// Minor protocol version: informational, differences are tolerated.
+pub const PROTO_MINOR: u16 = 0;
+
+/// A node's identity: 128 random bits, shown as 32 hex digits.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct NodeId(pub u128);
+
+impl NodeId {
+    /// The first 8 hex digits, for places where space is short.
+    pub fn short(&self) -> String {
+        format!("{:08x}", (self.0 >> 96) as u32)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.short())
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() != 32 {
+            return Err(format!("node id {s:?}: want 32 hex digits"));
+        }
+        u128::from_str_radix(s, 16)
+            .map(NodeId)
+            .map_err(|_| format!("node id {s:?}: not hex"))
+    }
+}
+
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The version of a node's announcement: newer wins.
+///
+/// `inc` (incarnation) changes at every start of the daemon, so a restarted
+/// node supersedes what it said before; `seq` counts announcements within
+/// one incarnation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Version {
+    /// Incarnation: start time in ms, bumped past any value seen for this id.
+    pub inc: u64,
+    /// Sequence number within the incarnation.
+    pub seq: u64,
+}
+
+/// What a node says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Hostname unless `--name` was given.
+    pub name: String,
+    /// Address of the interface holding the default route (or `-i IFACE`).
+    pub internal_ip: Option<String>,
+    /// Every interface address.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// `-p ADDR`, if given.
+    pub public_ip: Option<String>,
+    /// TCP port the node listens on for links.
+    pub port: u16,
+    /// `host`, `vm` or `container`.
+    pub kind: String,
+    /// `--tag k=v` pairs.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// daust version.
+    pub version: String,
+    /// Operating system.
+    pub os: String,
+    /// When this incarnation started, wall clock ms since the epoch.
+    pub started_ms: u64,
+    /// A deadend node never forwards anything for others.
+    pub deadend: bool,
+}
+
+/// One live link as its node announces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neighbor {
+    /// The node at the other end.
+    pub id: NodeId,
+    /// Round-trip time of the link in microseconds, once measured.
+    pub rtt_us: Option<u32>,
+    /// The address the neighbour sees this node's connection come from.
+    pub seen_as: Option<String>,
+}
+
+/// A node announcement (NA): the unit of the link-state database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// Whose announcement this is.
+    pub id: NodeId,
+    /// Its version; the newest wins everywhere.
+    pub version: Version,
+    /// The node's record.
+    pub record: NodeRecord,
+    /// The node's live links.
+    pub neighbors: Vec<Neighbor>,
+    /// The node said goodbye (graceful stop).
+    #[serde(default)]
+    pub left: bool,
+}
+
+/// Opening message of a link, sent by both sides at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Major protocol version, see [`PROTO_MAJOR`].
+    pub proto: u16,
+    /// Minor protocol version.
+    pub minor: u16,
+    /// The sender's id.
+    pub id: NodeId,
+    /// The sender's heartbeat interval in ms: the link times out after three
+    /// of the longer of both sides' intervals.
+    pub hb_ms: u64,
+    /// The sender's current announcement.
+    pub na: Announcement,
+    /// The address the sender sees the receiver's connection come from.
+    pub seen_as: String,
+}
+
+/// One step of a routed command: who carried it and at what link RTT.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    /// The node.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// RTT in µs of the link this node passed the message on over.
+    pub rtt_us: Option<u32>,
+}
+
+/// Where a routed command goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dest {
+    /// One node, hop by hop along next hops.
+    Node(NodeId),
+    /// Every node: flooded with dedup and a hop limit.
+    All,
+}
+
+/// A command travelling through the overlay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routed {
+    /// Message id, unique per origin.
+    pub mid: u64,
+    /// The node whose client asked.
+    pub origin: NodeId,
+    /// Where it goes.
+    pub dest: Dest,
+    /// Hops left before it is dropped.
+    pub ttl: u8,
+    /// Nodes it went through, the origin first.
+    pub path: Vec<Hop>,
+    /// What to run.
+    pub cmd: Command,
+}
+
+/// An answer travelling back to the origin of a [`Routed`] command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutedReply {
+    /// The command's message id.
+    pub mid: u64,
+    /// The origin, where the answer goes.
+    pub to: NodeId,
+    /// Hops left before it is dropped.
+    pub ttl: u8,
+    /// The path the command took to the answering node, that node last.
+    pub path: Vec<Hop>,
+    /// The answer.
+    pub answer: Answer,
+}
+
+/// Every message on a peer link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerMsg {
+    /// Handshake, see [`Hello`].
+    Hello(Hello),
+    /// Refusal of the handshake (version mismatch, ...); the link closes.
+    Refuse {
+        /// Why, for the other side's log.
+        reason: String,
+    },
+    /// Heartbeat probe, sent by the dialling side.
+    Ping {
+        /// Sequence number, echoed in the pong.
+        s: u32,
+        /// The sender's last measured RTT in µs, so both ends know it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r: Option<u32>,
+    },
+    /// Heartbeat echo.
+    Pong {
+        /// The probe's sequence number.
+        s: u32,
+    },
+    /// Part of the sender's table of versions, sent on link up.
+    Digest {
+        /// Node id and the version the sender holds.
+        entries: Vec<(NodeId, Version)>,
+        /// The last part: what was not listed, the sender lacks.
+        done: bool,
+    },
+    /// A node announcement, flooded.
+    Na(Announcement),
+    /// Drop a node from every table, flooded.
+    Forget {
+        /// The node.
+        id: NodeId,
+        /// Versions up to this one are forgotten; newer ones return.
+        version: Version,
+    },
+    /// A routed command.
+    Cmd(Routed),
+    /// An answer to a routed command.
+    Resp(RoutedReply),
+}
