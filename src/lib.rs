@@ -12,10 +12,12 @@
 //! - [`sim`]: an in-memory network of engines, for deterministic tests.
 //! - [`daemon`]: the tokio shell around the engine: sockets, timers, files.
 //! - [`cli`]: the `daust` client: the phrase, the request, the printing.
+//! - [`duration`]: durations as people type them.
 //! - [`sys`]: facts about the machine: name, addresses, gateway, kind.
 
 pub mod cli;
 pub mod daemon;
+pub mod duration;
 pub mod engine;
 pub mod sim;
 pub mod sys;

@@ -33,7 +33,13 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { delay_us: 1000, jitter_us: 0, loss: 0.0, rto_us: 200_000, count_bytes: false }
+        NetConfig {
+            delay_us: 1000,
+            jitter_us: 0,
+            loss: 0.0,
+            rto_us: 200_000,
+            count_bytes: false,
+        }
     }
 }
 
@@ -49,11 +55,27 @@ pub struct Counters {
 }
 
 enum Event {
-    Deliver { node: usize, link: LinkId, msg: PeerMsg },
-    LinkUp { node: usize, link: LinkId, info: LinkInfo },
-    LinkDown { node: usize, link: LinkId },
-    DialFailed { node: usize, addr: String },
-    Wake { node: usize },
+    Deliver {
+        node: usize,
+        link: LinkId,
+        msg: PeerMsg,
+    },
+    LinkUp {
+        node: usize,
+        link: LinkId,
+        info: LinkInfo,
+    },
+    LinkDown {
+        node: usize,
+        link: LinkId,
+    },
+    DialFailed {
+        node: usize,
+        addr: String,
+    },
+    Wake {
+        node: usize,
+    },
 }
 
 struct End {
@@ -124,7 +146,10 @@ impl Sim {
     }
 
     fn now(&self) -> Now {
-        Now { mono_us: self.now_us, wall_ms: WALL_BASE_MS + self.now_us / 1000 }
+        Now {
+            mono_us: self.now_us,
+            wall_ms: WALL_BASE_MS + self.now_us / 1000,
+        }
     }
 
     /// The address of node `i`.
@@ -175,9 +200,22 @@ impl Sim {
             started_ms: 0,
             deadend: cfg.deadend,
         };
-        let keynodes = keynodes.iter().map(|k| self.nodes[*k].addr.clone()).collect();
+        let keynodes = keynodes
+            .iter()
+            .map(|k| self.nodes[*k].addr.clone())
+            .collect();
         self.by_addr.insert(addr.clone(), i);
-        self.nodes.push(Node { engine: None, id, addr, cfg, record, keynodes, snapshot: None, wake_at: u64::MAX, frozen: false });
+        self.nodes.push(Node {
+            engine: None,
+            id,
+            addr,
+            cfg,
+            record,
+            keynodes,
+            snapshot: None,
+            wake_at: u64::MAX,
+            frozen: false,
+        });
         self.start(i);
         i
     }
@@ -311,7 +349,9 @@ impl Sim {
             // SIGSTOPped daemon in tests never thaws, so drop them.
             return;
         }
-        let Some(e) = self.nodes[node].engine.as_mut() else { return };
+        let Some(e) = self.nodes[node].engine.as_mut() else {
+            return;
+        };
         match ev {
             Event::Deliver { link, msg, .. } => {
                 if self.ends.get(&(node, link)).is_some_and(|x| x.open) {
@@ -341,13 +381,17 @@ impl Sim {
 
     /// Carries out the engine's actions and schedules its next wake-up.
     fn after_input(&mut self, i: usize) {
-        let Some(e) = self.nodes[i].engine.as_mut() else { return };
+        let Some(e) = self.nodes[i].engine.as_mut() else {
+            return;
+        };
         let actions = e.take_actions();
         let wake = e.next_wakeup().max(self.now_us);
         for a in actions {
             self.act(i, a);
         }
-        let Some(e) = self.nodes[i].engine.as_ref() else { return };
+        let Some(e) = self.nodes[i].engine.as_ref() else {
+            return;
+        };
         let wake = wake.min(e.next_wakeup().max(self.now_us));
         if wake < self.nodes[i].wake_at {
             self.nodes[i].wake_at = wake;
@@ -374,7 +418,9 @@ impl Sim {
                 if self.net.count_bytes {
                     self.counters.bytes += crate::wire::encode(&msg).map_or(0, |b| b.len() as u64);
                 }
-                let Some(end) = self.ends.get(&(i, link)) else { return };
+                let Some(end) = self.ends.get(&(i, link)) else {
+                    return;
+                };
                 let ((j, lj), open, last) = (end.peer, end.open, end.last_us);
                 if !open || self.cut.contains(&(i, j)) {
                     return;
@@ -383,7 +429,14 @@ impl Sim {
                 if let Some(end) = self.ends.get_mut(&(i, link)) {
                     end.last_us = at;
                 }
-                self.push(at, Event::Deliver { node: j, link: lj, msg });
+                self.push(
+                    at,
+                    Event::Deliver {
+                        node: j,
+                        link: lj,
+                        msg,
+                    },
+                );
             }
             Action::Close { link, .. } => self.close_end(i, link),
             Action::Dial { addr } => {
@@ -393,12 +446,48 @@ impl Sim {
                     Some(j) if self.nodes[j].engine.is_some() && !self.cut.contains(&(i, j)) => {
                         let (li, lj) = (self.next_link, self.next_link + 1);
                         self.next_link += 2;
-                        self.ends.insert((i, li), End { node: i, peer: (j, lj), last_us: 0, open: true });
-                        self.ends.insert((j, lj), End { node: j, peer: (i, li), last_us: 0, open: true });
+                        self.ends.insert(
+                            (i, li),
+                            End {
+                                node: i,
+                                peer: (j, lj),
+                                last_us: 0,
+                                open: true,
+                            },
+                        );
+                        self.ends.insert(
+                            (j, lj),
+                            End {
+                                node: j,
+                                peer: (i, li),
+                                last_us: 0,
+                                open: true,
+                            },
+                        );
                         let at = self.now_us + 2 * d;
                         let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
-                        self.push(at, Event::LinkUp { node: j, link: lj, info: LinkInfo { dialled: None, remote: ai } });
-                        self.push(at, Event::LinkUp { node: i, link: li, info: LinkInfo { dialled: Some(addr), remote: aj } });
+                        self.push(
+                            at,
+                            Event::LinkUp {
+                                node: j,
+                                link: lj,
+                                info: LinkInfo {
+                                    dialled: None,
+                                    remote: ai,
+                                },
+                            },
+                        );
+                        self.push(
+                            at,
+                            Event::LinkUp {
+                                node: i,
+                                link: li,
+                                info: LinkInfo {
+                                    dialled: Some(addr),
+                                    remote: aj,
+                                },
+                            },
+                        );
                     }
                     Some(j) if self.cut.contains(&(i, j)) => {
                         self.push(self.now_us + 1_000_000, Event::DialFailed { node: i, addr });
@@ -406,7 +495,9 @@ impl Sim {
                     _ => self.push(self.now_us + 2 * d, Event::DialFailed { node: i, addr }),
                 }
             }
-            Action::Reply { token, reply } => self.replies.entry((i, token)).or_default().push(reply),
+            Action::Reply { token, reply } => {
+                self.replies.entry((i, token)).or_default().push(reply)
+            }
             Action::Persist(s) => self.nodes[i].snapshot = Some(s),
             Action::StatusChanged { .. } => {}
             Action::Exit => {
@@ -417,7 +508,9 @@ impl Sim {
     }
 
     fn close_end(&mut self, i: usize, link: LinkId) {
-        let Some(end) = self.ends.get_mut(&(i, link)) else { return };
+        let Some(end) = self.ends.get_mut(&(i, link)) else {
+            return;
+        };
         if !end.open {
             return;
         }
@@ -430,7 +523,12 @@ impl Sim {
     }
 
     fn close_all(&mut self, i: usize) {
-        let mine: Vec<LinkId> = self.ends.iter().filter(|(_, e)| e.node == i && e.open).map(|((_, l), _)| *l).collect();
+        let mine: Vec<LinkId> = self
+            .ends
+            .iter()
+            .filter(|(_, e)| e.node == i && e.open)
+            .map(|((_, l), _)| *l)
+            .collect();
         for l in mine {
             self.close_end(i, l);
         }
@@ -440,14 +538,27 @@ impl Sim {
     /// and sees every running node alive.
     pub fn converged(&self) -> bool {
         let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect();
-        let Some(first) = up.first().and_then(|i| self.engine(*i)) else { return true };
-        let reference: BTreeMap<NodeId, _> = first.table().entries.iter().map(|(id, e)| (*id, e.na.version)).collect();
+        let Some(first) = up.first().and_then(|i| self.engine(*i)) else {
+            return true;
+        };
+        let reference: BTreeMap<NodeId, _> = first
+            .table()
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, e.na.version))
+            .collect();
         up.iter().all(|i| {
-            let Some(e) = self.engine(*i) else { return false };
+            let Some(e) = self.engine(*i) else {
+                return false;
+            };
             let t = &e.table().entries;
             t.len() == reference.len()
-                && t.iter().all(|(id, x)| reference.get(id) == Some(&x.na.version))
-                && up.iter().all(|j| t.get(&self.nodes[*j].id).is_some_and(|x| x.status == Status::Alive))
+                && t.iter()
+                    .all(|(id, x)| reference.get(id) == Some(&x.na.version))
+                && up.iter().all(|j| {
+                    t.get(&self.nodes[*j].id)
+                        .is_some_and(|x| x.status == Status::Alive)
+                })
         })
     }
 

@@ -1,1 +1,198 @@
-//! stub
+//! Facts about this machine: its name, addresses, default gateway, whether
+//! it is a host, a VM or a container, its OS, and random bytes. Each reads
+//! files under /proc, /sys or /etc and degrades to a sensible default.
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+/// The hostname, or `localhost` if it cannot be read.
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The routing table's default route: (interface, gateway).
+pub fn default_route() -> Option<(String, Ipv4Addr)> {
+    let table = fs::read_to_string("/proc/net/route").ok()?;
+    parse_default_route(&table)
+}
+
+/// Parses `/proc/net/route` for the default route.
+pub fn parse_default_route(table: &str) -> Option<(String, Ipv4Addr)> {
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 || f[1] != "00000000" {
+            continue;
+        }
+        let gw = u32::from_str_radix(f[2], 16).ok()?;
+        // The kernel prints the address in host (little-endian) order.
+        return Some((f[0].to_string(), Ipv4Addr::from(gw.swap_bytes())));
+    }
+    None
+}
+
+/// The default gateway, for `-k gateway`.
+pub fn gateway() -> Option<Ipv4Addr> {
+    default_route().map(|(_, gw)| gw)
+}
+
+/// Every address of every interface but loopback, IPv4 first.
+pub fn interface_addrs() -> Vec<(String, IpAddr)> {
+    let mut v: Vec<(String, IpAddr)> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback())
+        .map(|i| (i.name.clone(), i.ip()))
+        .collect();
+    v.sort_by_key(|(n, ip)| (ip.is_ipv6(), n.clone(), *ip));
+    v
+}
+
+/// The internal address: that of `iface` if given, else of the interface
+/// holding the default route, else the first IPv4 address there is.
+pub fn internal_ip(iface: Option<&str>) -> Option<IpAddr> {
+    let addrs = interface_addrs();
+    let of = |name: &str| {
+        addrs
+            .iter()
+            .find(|(n, ip)| n == name && ip.is_ipv4())
+            .map(|(_, ip)| *ip)
+    };
+    if let Some(i) = iface {
+        return of(i);
+    }
+    if let Some((i, _)) = default_route() {
+        if let Some(ip) = of(&i) {
+            return Some(ip);
+        }
+    }
+    addrs.iter().find(|(_, ip)| ip.is_ipv4()).map(|(_, ip)| *ip)
+}
+
+/// `container`, `vm` or `host`.
+pub fn kind() -> &'static str {
+    let root = Path::new("/");
+    detect_kind(
+        root.join(".dockerenv").exists() || root.join("run/.containerenv").exists(),
+        &fs::read_to_string("/proc/1/cgroup").unwrap_or_default(),
+        &[
+            fs::read_to_string("/sys/class/dmi/id/sys_vendor").unwrap_or_default(),
+            fs::read_to_string("/sys/class/dmi/id/product_name").unwrap_or_default(),
+        ]
+        .join(" "),
+        &fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+    )
+}
+
+/// The decision behind [`kind`], from what the files said.
+pub fn detect_kind(marker: bool, cgroup: &str, dmi: &str, cpuinfo: &str) -> &'static str {
+    let in_cgroup = ["docker", "kubepods", "containerd", "libpod", "lxc"]
+        .iter()
+        .any(|w| cgroup.contains(w));
+    if marker || in_cgroup {
+        return "container";
+    }
+    let dmi = dmi.to_ascii_lowercase();
+    let vm_vendor = [
+        "kvm",
+        "qemu",
+        "vmware",
+        "virtualbox",
+        "xen",
+        "bochs",
+        "hyper-v",
+        "parallels",
+        "bhyve",
+        "cloud hypervisor",
+    ]
+    .iter()
+    .any(|w| dmi.contains(w));
+    let hv_flag = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    if vm_vendor || hv_flag {
+        "vm"
+    } else {
+        "host"
+    }
+}
+
+/// The OS name, from os-release.
+pub fn os() -> String {
+    let rel = fs::read_to_string("/etc/os-release").unwrap_or_default();
+    for line in rel.lines() {
+        if let Some(v) = line.strip_prefix("PRETTY_NAME=") {
+            return v.trim_matches('"').to_string();
+        }
+    }
+    "Linux".into()
+}
+
+/// 16 random bytes from the kernel, or a clock-and-pid mix if it has none.
+pub fn random_u128() -> u128 {
+    let mut buf = [0u8; 16];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        if f.read_exact(&mut buf).is_ok() {
+            return u128::from_le_bytes(buf);
+        }
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u128) << 64)
+}
+
+/// The user id this process runs as.
+pub fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_route_is_read_in_host_order() {
+        let t = "Iface\tDestination\tGateway \tFlags\n\
+                 eth0\t00000000\t010011AC\t0003\n\
+                 eth0\t000011AC\t00000000\t0001\n";
+        assert_eq!(
+            parse_default_route(t),
+            Some(("eth0".into(), Ipv4Addr::new(172, 17, 0, 1)))
+        );
+        assert_eq!(parse_default_route("Iface\tDestination\n"), None);
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(detect_kind(true, "", "", ""), "container");
+        assert_eq!(
+            detect_kind(false, "0::/system.slice/docker-abc.scope", "", ""),
+            "container"
+        );
+        assert_eq!(detect_kind(false, "0::/", "QEMU Standard PC", ""), "vm");
+        assert_eq!(
+            detect_kind(false, "0::/", "", "flags\t\t: fpu vme hypervisor lahf_lm"),
+            "vm"
+        );
+        assert_eq!(
+            detect_kind(
+                false,
+                "0::/init.scope",
+                "Dell Inc. PowerEdge",
+                "flags : fpu vme"
+            ),
+            "host"
+        );
+    }
+}

@@ -28,7 +28,10 @@ impl Shape {
 /// 200 nodes: 4 hypervisors in a chain, 12 VMs each, 2 or 3 containers per
 /// VM (deadends), plus `extra` random links between VMs.
 fn hierarchy(sim: &mut Sim, extra: usize) -> Shape {
-    let mut shape = Shape { hv: Vec::new(), parent: Vec::new() };
+    let mut shape = Shape {
+        hv: Vec::new(),
+        parent: Vec::new(),
+    };
     let mut add = |sim: &mut Sim, shape: &mut Shape, cfg: Config, parent: Option<usize>| {
         let keys: Vec<usize> = parent.into_iter().collect();
         let i = sim.add_node(cfg, &keys);
@@ -50,13 +53,23 @@ fn hierarchy(sim: &mut Sim, extra: usize) -> Shape {
     for (k, vm) in vms.clone().into_iter().enumerate() {
         let n = if k < 8 { 3 } else { 2 };
         for _ in 0..n {
-            add(sim, &mut shape, Config { deadend: true, ..Config::default() }, Some(vm));
+            add(
+                sim,
+                &mut shape,
+                Config {
+                    deadend: true,
+                    ..Config::default()
+                },
+                Some(vm),
+            );
         }
     }
     let mut seed = 0x5eedu64;
     let mut x = 0;
     while x < extra {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let a = vms[(seed >> 33) as usize % vms.len()];
         let b = vms[(seed >> 13) as usize % vms.len()];
         if a != b {
@@ -75,12 +88,20 @@ fn hierarchy(sim: &mut Sim, extra: usize) -> Shape {
 
 fn sim_dial(sim: &mut Sim, from: usize, to: usize) {
     let addr = sim.addr(to);
-    let t = sim.request(from, Request { target: Target::Local, cmd: Command::Join { addr }, timeout_ms: 5000 });
+    let t = sim.request(
+        from,
+        Request {
+            target: Target::Local,
+            cmd: Command::Join { addr },
+            timeout_ms: 5000,
+        },
+    );
     let _ = t;
 }
 
 fn converge(sim: &mut Sim) -> u64 {
-    sim.run_until_true(30 * SEC, |s| s.converged()).expect("network did not converge in 30 s")
+    sim.run_until_true(30 * SEC, |s| s.converged())
+        .expect("network did not converge in 30 s")
 }
 
 #[test]
@@ -90,14 +111,28 @@ fn hierarchy_of_200_converges_with_identical_tables() {
     let t = converge(&mut sim);
     assert!(sim.converged());
     for i in 0..200 {
-        assert_eq!(sim.engine(i).unwrap().table().entries.len(), 200, "node {i}");
+        assert_eq!(
+            sim.engine(i).unwrap().table().entries.len(),
+            200,
+            "node {i}"
+        );
     }
-    eprintln!("200 nodes converged in {} ms simulated, {} frames", t / 1000, sim.counters.frames);
+    eprintln!(
+        "200 nodes converged in {} ms simulated, {} frames",
+        t / 1000,
+        sim.counters.frames
+    );
 }
 
 #[test]
 fn one_node_joining_200_costs_one_flood() {
-    let mut sim = Sim::new(2, NetConfig { count_bytes: true, ..NetConfig::default() });
+    let mut sim = Sim::new(
+        2,
+        NetConfig {
+            count_bytes: true,
+            ..NetConfig::default()
+        },
+    );
     let shape = hierarchy(&mut sim, 20);
     let hv = &shape;
     converge(&mut sim);
@@ -105,7 +140,9 @@ fn one_node_joining_200_costs_one_flood() {
     let before = sim.counters.clone();
     let t0 = sim.now_us();
     let new = sim.add_node(Config::default(), &[hv.hv[1]]);
-    let t = sim.run_until_true(10 * SEC, |s| s.converged()).expect("join converges");
+    let t = sim
+        .run_until_true(10 * SEC, |s| s.converged())
+        .expect("join converges");
     let nas = sim.counters.by_type["na"] - before.by_type["na"];
     eprintln!(
         "join: {} ms simulated, {} NA frames, {} frames in all (heartbeats included)",
@@ -129,10 +166,21 @@ fn crash_is_seen_by_every_node_within_a_flood() {
     let before = sim.counters.frames;
     sim.crash(victim);
     let t = sim
-        .run_until_true(5 * SEC, |s| (0..200).filter(|i| s.is_up(*i)).all(|i| s.status(i, victim) == Some(Status::Unreachable)))
+        .run_until_true(5 * SEC, |s| {
+            (0..200)
+                .filter(|i| s.is_up(*i))
+                .all(|i| s.status(i, victim) == Some(Status::Unreachable))
+        })
         .expect("crash noticed everywhere");
-    eprintln!("crash: every node knew in {} ms simulated, {} frames", t / 1000, sim.counters.frames - before);
-    assert!(t < SEC, "a closed socket must be noticed at once, took {t} us");
+    eprintln!(
+        "crash: every node knew in {} ms simulated, {} frames",
+        t / 1000,
+        sim.counters.frames - before
+    );
+    assert!(
+        t < SEC,
+        "a closed socket must be noticed at once, took {t} us"
+    );
 }
 
 #[test]
@@ -143,7 +191,11 @@ fn silent_failure_is_seen_within_heartbeat_timeout_plus_flood() {
     let victim = hv.hv[1] + 3;
     sim.freeze(victim);
     let t = sim
-        .run_until_true(10 * SEC, |s| (0..200).filter(|i| s.is_up(*i)).all(|i| s.status(i, victim) == Some(Status::Unreachable)))
+        .run_until_true(10 * SEC, |s| {
+            (0..200)
+                .filter(|i| s.is_up(*i))
+                .all(|i| s.status(i, victim) == Some(Status::Unreachable))
+        })
         .expect("silent failure noticed everywhere");
     eprintln!("freeze: every node knew in {} ms simulated", t / 1000);
     // Three heartbeats of 1 s, plus a debounce and a flood of ~10 hops.
@@ -152,7 +204,13 @@ fn silent_failure_is_seen_within_heartbeat_timeout_plus_flood() {
 
 #[test]
 fn partition_then_heal_loses_no_node() {
-    let mut sim = Sim::new(5, NetConfig { jitter_us: 500, ..NetConfig::default() });
+    let mut sim = Sim::new(
+        5,
+        NetConfig {
+            jitter_us: 500,
+            ..NetConfig::default()
+        },
+    );
     let shape = hierarchy(&mut sim, 0);
     converge(&mut sim);
     // Without extra links, hypervisor 0's subtree hangs off the chain at
@@ -160,20 +218,35 @@ fn partition_then_heal_loses_no_node() {
     let ids: Vec<_> = (0..200).map(|i| sim.id(i)).collect();
     let side_a: Vec<usize> = (0..200).filter(|i| shape.top(*i) == shape.hv[0]).collect();
     let side_b: Vec<usize> = (0..200).filter(|i| !side_a.contains(i)).collect();
-    assert!(side_a.len() > 20 && side_b.len() > 20, "{} / {}", side_a.len(), side_b.len());
+    assert!(
+        side_a.len() > 20 && side_b.len() > 20,
+        "{} / {}",
+        side_a.len(),
+        side_b.len()
+    );
     sim.partition(&side_a, &side_b);
     let (a0, b0) = (side_a[0], side_b[0]);
     sim.run_until_true(10 * SEC, |s| {
-        side_a.iter().all(|i| s.status(*i, b0) == Some(Status::Unreachable))
-            && side_b.iter().all(|i| s.status(*i, a0) == Some(Status::Unreachable))
+        side_a
+            .iter()
+            .all(|i| s.status(*i, b0) == Some(Status::Unreachable))
+            && side_b
+                .iter()
+                .all(|i| s.status(*i, a0) == Some(Status::Unreachable))
     })
     .expect("the partition shows on both sides");
     // Both sides keep every node, alive or not.
     for i in 0..200 {
-        assert_eq!(sim.engine(i).unwrap().table().entries.len(), 200, "node {i} lost a node in the split");
+        assert_eq!(
+            sim.engine(i).unwrap().table().entries.len(),
+            200,
+            "node {i} lost a node in the split"
+        );
     }
     sim.heal();
-    let t = sim.run_until_true(60 * SEC, |s| s.converged()).expect("heals");
+    let t = sim
+        .run_until_true(60 * SEC, |s| s.converged())
+        .expect("heals");
     eprintln!("partition healed in {} ms simulated", t / 1000);
     for i in 0..200 {
         let t = &sim.engine(i).unwrap().table().entries;
@@ -189,7 +262,8 @@ fn restarted_node_supersedes_its_old_announcement() {
     let vm = hv.hv[3] + 2;
     let old = sim.engine(vm).unwrap().incarnation();
     sim.crash(vm);
-    sim.run_until_true(5 * SEC, |s| s.status(0, vm) == Some(Status::Unreachable)).expect("crash seen");
+    sim.run_until_true(5 * SEC, |s| s.status(0, vm) == Some(Status::Unreachable))
+        .expect("crash seen");
     sim.run_for(2 * SEC);
     sim.start(vm);
     converge(&mut sim);
@@ -209,21 +283,47 @@ fn deadend_never_relays() {
     // other through it.
     let a = sim.add_node(Config::default(), &[]);
     let b = sim.add_node(Config::default(), &[]);
-    let d = sim.add_node(Config { deadend: true, ..Config::default() }, &[a, b]);
+    let d = sim.add_node(
+        Config {
+            deadend: true,
+            ..Config::default()
+        },
+        &[a, b],
+    );
     sim.run_for(5 * SEC);
     assert_eq!(sim.status(a, d), Some(Status::Alive));
     assert_eq!(sim.status(b, d), Some(Status::Alive));
     assert_eq!(sim.status(a, b), None, "a learnt of b through a deadend");
     assert_eq!(sim.status(b, a), None, "b learnt of a through a deadend");
-    let t = sim.request(a, Request { target: Target::All, cmd: Command::Ping, timeout_ms: 2000 });
+    let t = sim.request(
+        a,
+        Request {
+            target: Target::All,
+            cmd: Command::Ping,
+            timeout_ms: 2000,
+        },
+    );
     sim.run_for(3 * SEC);
-    let Some(Reply::Done(o)) = sim.replies(a, t).last() else { panic!("no answer") };
+    let Some(Reply::Done(o)) = sim.replies(a, t).last() else {
+        panic!("no answer")
+    };
     let names: Vec<_> = o.answers.iter().map(|x| x.answer.id).collect();
-    assert_eq!(names, vec![sim.id(a), sim.id(d)], "only a and the deadend answer");
+    assert_eq!(
+        names,
+        vec![sim.id(a), sim.id(d)],
+        "only a and the deadend answer"
+    );
 }
 
 fn run_once(seed: u64) -> (u64, Vec<(String, String, u64, u64)>) {
-    let mut sim = Sim::new(seed, NetConfig { jitter_us: 2000, loss: 0.01, ..NetConfig::default() });
+    let mut sim = Sim::new(
+        seed,
+        NetConfig {
+            jitter_us: 2000,
+            loss: 0.01,
+            ..NetConfig::default()
+        },
+    );
     hierarchy(&mut sim, 20);
     sim.run_for(5 * SEC);
     sim.crash(77);
@@ -234,7 +334,14 @@ fn run_once(seed: u64) -> (u64, Vec<(String, String, u64, u64)>) {
         .table()
         .entries
         .values()
-        .map(|e| (e.na.record.name.clone(), e.na.id.to_string(), e.na.version.seq, e.last_seen_ms))
+        .map(|e| {
+            (
+                e.na.record.name.clone(),
+                e.na.id.to_string(),
+                e.na.version.seq,
+                e.last_seen_ms,
+            )
+        })
         .collect();
     v.sort();
     (sim.counters.frames, v)
@@ -252,20 +359,45 @@ fn all_ping_reaches_every_node_and_returns_before_the_deadline() {
     hierarchy(&mut sim, 20);
     converge(&mut sim);
     let start = sim.now_us();
-    let t = sim.request(150, Request { target: Target::All, cmd: Command::Ping, timeout_ms: 5000 });
+    let t = sim.request(
+        150,
+        Request {
+            target: Target::All,
+            cmd: Command::Ping,
+            timeout_ms: 5000,
+        },
+    );
     let took = sim
-        .run_until_true(6 * SEC, |s| matches!(s.replies(150, t).last(), Some(Reply::Done(_))))
+        .run_until_true(6 * SEC, |s| {
+            matches!(s.replies(150, t).last(), Some(Reply::Done(_)))
+        })
         .expect("answered");
-    let Some(Reply::Done(o)) = sim.replies(150, t).last() else { unreachable!() };
+    let Some(Reply::Done(o)) = sim.replies(150, t).last() else {
+        unreachable!()
+    };
     assert_eq!(o.answers.len(), 200);
     assert!(o.missing.is_empty());
-    assert!(took < SEC, "waited {took} us: it should return when all answered");
+    assert!(
+        took < SEC,
+        "waited {took} us: it should return when all answered"
+    );
     let _ = start;
     // A container (deadend leaf) reaches a container on another hypervisor.
-    let t = sim.request(199, Request { target: Target::Remote(sim.id(60).to_string()), cmd: Command::List, timeout_ms: 5000 });
+    let t = sim.request(
+        199,
+        Request {
+            target: Target::Remote(sim.id(60).to_string()),
+            cmd: Command::List,
+            timeout_ms: 5000,
+        },
+    );
     sim.run_for(SEC);
-    let Some(Reply::Done(o)) = sim.replies(199, t).last() else { panic!("no answer") };
-    let Body::List { nodes } = &o.answers[0].answer.body else { panic!() };
+    let Some(Reply::Done(o)) = sim.replies(199, t).last() else {
+        panic!("no answer")
+    };
+    let Body::List { nodes } = &o.answers[0].answer.body else {
+        panic!()
+    };
     assert_eq!(nodes[0].id, sim.id(60), "the remote lists itself first");
     assert_eq!(nodes.len(), 200);
 }
@@ -276,11 +408,21 @@ fn all_with_a_frozen_node_names_it_at_the_deadline() {
     let a = sim.add_node(Config::default(), &[]);
     let b = sim.add_node(Config::default(), &[a]);
     let c = sim.add_node(Config::default(), &[a]);
-    sim.run_until_true(5 * SEC, |s| s.converged()).expect("converged");
+    sim.run_until_true(5 * SEC, |s| s.converged())
+        .expect("converged");
     sim.freeze(c);
-    let t = sim.request(b, Request { target: Target::All, cmd: Command::Ping, timeout_ms: 1000 });
+    let t = sim.request(
+        b,
+        Request {
+            target: Target::All,
+            cmd: Command::Ping,
+            timeout_ms: 1000,
+        },
+    );
     sim.run_for(1100 * 1000);
-    let Some(Reply::Done(o)) = sim.replies(b, t).last() else { panic!("no answer at the deadline") };
+    let Some(Reply::Done(o)) = sim.replies(b, t).last() else {
+        panic!("no answer at the deadline")
+    };
     assert_eq!(o.answers.len(), 2);
     assert_eq!(o.missing.len(), 1);
     assert_eq!(o.missing[0].id, sim.id(c));
@@ -292,17 +434,43 @@ fn forget_removes_a_dead_node_everywhere_and_refuses_a_live_one() {
     let a = sim.add_node(Config::default(), &[]);
     let b = sim.add_node(Config::default(), &[a]);
     let c = sim.add_node(Config::default(), &[a]);
-    sim.run_until_true(5 * SEC, |s| s.converged()).expect("converged");
-    let t = sim.request(b, Request { target: Target::Local, cmd: Command::Forget { node: sim.id(c).to_string() }, timeout_ms: 1000 });
+    sim.run_until_true(5 * SEC, |s| s.converged())
+        .expect("converged");
+    let t = sim.request(
+        b,
+        Request {
+            target: Target::Local,
+            cmd: Command::Forget {
+                node: sim.id(c).to_string(),
+            },
+            timeout_ms: 1000,
+        },
+    );
     sim.run_for(SEC);
-    let Some(Reply::Done(o)) = sim.replies(b, t).last() else { panic!() };
-    assert!(matches!(o.answers[0].answer.body, Body::Error { .. }), "forgot a live node");
+    let Some(Reply::Done(o)) = sim.replies(b, t).last() else {
+        panic!()
+    };
+    assert!(
+        matches!(o.answers[0].answer.body, Body::Error { .. }),
+        "forgot a live node"
+    );
     sim.crash(c);
     sim.run_for(SEC);
     assert_eq!(sim.status(b, c), Some(Status::Unreachable));
-    let t = sim.request(b, Request { target: Target::Local, cmd: Command::Forget { node: sim.id(c).to_string() }, timeout_ms: 1000 });
+    let t = sim.request(
+        b,
+        Request {
+            target: Target::Local,
+            cmd: Command::Forget {
+                node: sim.id(c).to_string(),
+            },
+            timeout_ms: 1000,
+        },
+    );
     sim.run_for(SEC);
-    let Some(Reply::Done(o)) = sim.replies(b, t).last() else { panic!() };
+    let Some(Reply::Done(o)) = sim.replies(b, t).last() else {
+        panic!()
+    };
     assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
     assert_eq!(sim.status(a, c), None);
     assert_eq!(sim.status(b, c), None);
@@ -311,13 +479,21 @@ fn forget_removes_a_dead_node_everywhere_and_refuses_a_live_one() {
 #[test]
 fn forget_after_drops_old_dead_nodes() {
     let mut sim = Sim::new(11, NetConfig::default());
-    let cfg = Config { forget_after_ms: 20_000, ..Config::default() };
+    let cfg = Config {
+        forget_after_ms: 20_000,
+        ..Config::default()
+    };
     let a = sim.add_node(cfg.clone(), &[]);
     let b = sim.add_node(cfg, &[a]);
-    sim.run_until_true(5 * SEC, |s| s.converged()).expect("converged");
+    sim.run_until_true(5 * SEC, |s| s.converged())
+        .expect("converged");
     sim.crash(b);
     sim.run_for(15 * SEC);
-    assert_eq!(sim.status(a, b), Some(Status::Unreachable), "kept while young");
+    assert_eq!(
+        sim.status(a, b),
+        Some(Status::Unreachable),
+        "kept while young"
+    );
     sim.run_for(20 * SEC);
     assert_eq!(sim.status(a, b), None, "dropped after forget-after");
 }
@@ -328,10 +504,20 @@ fn stop_announces_left_and_the_node_is_kept_as_left() {
     let a = sim.add_node(Config::default(), &[]);
     let b = sim.add_node(Config::default(), &[a]);
     let c = sim.add_node(Config::default(), &[b]);
-    sim.run_until_true(5 * SEC, |s| s.converged()).expect("converged");
-    let t = sim.request(a, Request { target: Target::All, cmd: Command::Stop, timeout_ms: 3000 });
+    sim.run_until_true(5 * SEC, |s| s.converged())
+        .expect("converged");
+    let t = sim.request(
+        a,
+        Request {
+            target: Target::All,
+            cmd: Command::Stop,
+            timeout_ms: 3000,
+        },
+    );
     sim.run_for(5 * SEC);
-    let Some(Reply::Done(o)) = sim.replies(a, t).last() else { panic!() };
+    let Some(Reply::Done(o)) = sim.replies(a, t).last() else {
+        panic!()
+    };
     assert_eq!(o.answers.len(), 3, "{o:?}");
     for i in [a, b, c] {
         assert!(!sim.is_up(i), "node {i} still runs");

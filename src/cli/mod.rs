@@ -1,1 +1,222 @@
-//! stub
+//! Client: `daust` sends one phrase to the local daemon over the control
+//! socket and prints the answers, as text or `--json`.
+
+pub mod phrase;
+pub mod render;
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::wire::{self, ctl::Reply, ctl::Request, ctl::Target};
+use phrase::{Action, Phrase};
+
+/// Extra time the client waits beyond the request's own deadline, for the
+/// daemon to gather and send its answer.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Where the local daemon's socket is: `--socket`, `$DAUST_SOCKET`, or
+/// `daustd.sock` in the state dir.
+pub fn socket_path(p: &Phrase) -> PathBuf {
+    if let Some(s) = &p.socket {
+        return s.clone();
+    }
+    if let Some(s) = std::env::var_os("DAUST_SOCKET").filter(|s| !s.is_empty()) {
+        return PathBuf::from(s);
+    }
+    let dir = p
+        .state_dir
+        .clone()
+        .unwrap_or_else(crate::daemon::state::default_dir);
+    crate::daemon::state::socket_in(&dir)
+}
+
+/// Whether a daemon answers a local ping on `socket`.
+pub fn ping_socket(socket: &Path) -> bool {
+    let req = Request {
+        target: Target::Local,
+        cmd: crate::wire::ctl::Command::Ping,
+        timeout_ms: 1000,
+    };
+    matches!(
+        exchange(socket, &req, Duration::from_secs(2), |_| {}),
+        Ok(Reply::Done(_))
+    )
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No daemon listens.
+    NoDaemon(PathBuf, std::io::Error),
+    /// The daemon went away or spoke nonsense.
+    Broken(String),
+}
+
+/// Sends `req` and reads reply frames until the last; `progress` sees the
+/// others.
+pub fn exchange(
+    socket: &Path,
+    req: &Request,
+    wait: Duration,
+    mut progress: impl FnMut(&Reply),
+) -> Result<Reply, ClientError> {
+    let mut s =
+        UnixStream::connect(socket).map_err(|e| ClientError::NoDaemon(socket.to_path_buf(), e))?;
+    let bytes = wire::encode(req).map_err(|e| ClientError::Broken(e.to_string()))?;
+    s.write_all(&bytes)
+        .map_err(|e| ClientError::Broken(format!("cannot send the request: {e}")))?;
+    let deadline = Instant::now() + wait;
+    let mut buf = Vec::new();
+    loop {
+        match wire::decode::<Reply>(&buf) {
+            Ok(Some((r, used))) => {
+                buf.drain(..used);
+                match r {
+                    Reply::Progress { .. } => progress(&r),
+                    last => return Ok(last),
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ClientError::Broken(format!(
+                    "bad reply from the daemon: {e}"
+                )))
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ClientError::Broken(
+                "the daemon did not answer in time".into(),
+            ));
+        }
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        let mut chunk = [0u8; 65536];
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                return Err(ClientError::Broken(
+                    "the daemon closed the connection without an answer".into(),
+                ))
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(ClientError::Broken(format!("reading the answer: {e}"))),
+        }
+    }
+}
+
+/// Runs `daust` with the arguments after the program name.
+pub fn main(args: &[String]) -> ExitCode {
+    let p = match phrase::parse(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("daust: {}", e.0);
+            eprint!("{}", phrase::usage());
+            return ExitCode::from(2);
+        }
+    };
+    match &p.action {
+        Action::Version => {
+            println!("daust {}", crate::VERSION);
+            ExitCode::SUCCESS
+        }
+        Action::Help(None) => {
+            print!("{}", phrase::usage());
+            ExitCode::SUCCESS
+        }
+        Action::Help(Some(w)) => match phrase::command_help(w) {
+            Some(h) => {
+                print!("{h}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("daust: unknown command {w:?}");
+                eprint!("{}", phrase::usage());
+                ExitCode::from(2)
+            }
+        },
+        Action::Run(cmd) => run(&p, cmd.clone()),
+    }
+}
+
+fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
+    let socket = socket_path(p);
+    let all = p.target == Target::All;
+    let req = Request {
+        target: p.target.clone(),
+        cmd: cmd.clone(),
+        timeout_ms: p.timeout.as_millis() as u64,
+    };
+    let started = Instant::now();
+    let live = all && !p.json && std::io::stderr().is_terminal();
+    let mut shown = false;
+    let result = exchange(&socket, &req, p.timeout + GRACE, |r| {
+        if let Reply::Progress { answered, expected } = r {
+            if live && started.elapsed() > Duration::from_secs(1) {
+                eprint!(
+                    "\r\x1b[Kwaiting for {} of {expected} nodes…",
+                    expected.saturating_sub(*answered)
+                );
+                shown = true;
+            }
+        }
+    });
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+    let reply = match result {
+        Ok(r) => r,
+        Err(ClientError::NoDaemon(path, e)) => {
+            if p.verbose > 0 {
+                eprintln!("daust: {e}");
+            }
+            eprintln!("daust: can't reach the local daustd at {}; is it running? start it with: daustd -d", path.display());
+            return ExitCode::FAILURE;
+        }
+        Err(ClientError::Broken(e)) => {
+            eprintln!("daust: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match reply {
+        Reply::Done(o) => {
+            let (text, ok) = render::outcome(&cmd, all, &o);
+            let out = if p.json {
+                serde_json::to_string_pretty(&o).unwrap_or_default() + "\n"
+            } else {
+                text
+            };
+            if print_out(&out).is_err() {
+                return ExitCode::SUCCESS; // broken pipe: the reader is gone
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Reply::Error { message, code } => {
+            if p.json {
+                let _ = print_out(
+                    &(serde_json::json!({"error": message, "code": code}).to_string() + "\n"),
+                );
+            }
+            eprintln!("daust: {message}");
+            ExitCode::from(code.max(1))
+        }
+        Reply::Progress { .. } => ExitCode::FAILURE,
+    }
+}
+
+fn print_out(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}

@@ -1,1 +1,694 @@
-//! stub
+//! Daemon: the tokio shell around the engine.
+//!
+//! One driver task owns the [`Engine`]: it reads [`Input`]s from a bounded
+//! channel (new links, frames, control requests, signals), feeds them to the
+//! engine with the current time, and carries out the actions it returns.
+//! Other tasks only move bytes: one reader and one writer per link, one per
+//! control connection, the listeners, and the snapshot writer.
+
+mod control;
+mod net;
+pub mod state;
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use argh::FromArgs;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
+
+use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Token};
+use crate::wire::ctl::{Reply, Request};
+use crate::wire::peer::{NodeRecord, PeerMsg};
+use crate::wire::FrameError;
+use net::{LinkHandle, Outgoing};
+use state::StateDir;
+
+/// Inputs waiting for the driver: enough for a burst of frames from
+/// hundreds of links without making readers wait.
+const INPUT_QUEUE: usize = 8192;
+
+/// Control connections served at once; more wait in the kernel's backlog.
+const MAX_CONTROL_CONNS: usize = 256;
+
+/// Peer connections accepted at once (established or handshaking).
+const MAX_PEER_CONNS: usize = 1024;
+
+/// How long shutdown waits for queued frames and replies to leave.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(FromArgs, Debug)]
+/// daustd: the daust daemon. It phones home to the nodes given with -k,
+/// accepts links from others, and keeps a table of every node in the
+/// network: name, addresses, place in the tree, last seen.
+pub struct Args {
+    /// detach: run in the background; returns once the daemon answers
+    #[argh(switch, short = 'd')]
+    pub detach: bool,
+    /// deadend: never forward anything for others (a leaf, e.g. a container)
+    #[argh(switch, short = 'e')]
+    pub deadend: bool,
+    /// keynode to phone home to (host[:port], or "gateway" for the default
+    /// gateway); repeatable; redialled forever
+    #[argh(option, short = 'k', arg_name = "ADDR")]
+    pub keynode: Vec<String>,
+    /// public address of this node, shown as "public ip"
+    #[argh(option, short = 'p', arg_name = "ADDR")]
+    pub public: Option<String>,
+    /// interface whose address is the internal ip (default: the one holding
+    /// the default route, or the --bind address if it is specific)
+    #[argh(option, short = 'i', arg_name = "IFACE")]
+    pub iface: Option<String>,
+    /// log file (default when detached: daustd.log in the state dir)
+    #[argh(option, short = 'l', arg_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// more log output: -v debug, -vv trace
+    #[argh(switch, short = 'v')]
+    pub verbose: u8,
+    /// address to listen on for links (default 0.0.0.0:4040)
+    #[argh(
+        option,
+        default = "String::from(\"0.0.0.0:4040\")",
+        arg_name = "ADDR[:PORT]"
+    )]
+    pub bind: String,
+    /// state dir (default $DAUST_STATE_DIR, /var/lib/daust as root, else
+    /// ~/.local/state/daust)
+    #[argh(option, arg_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// control socket (default daustd.sock in the state dir)
+    #[argh(option, arg_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// node name (default: the hostname)
+    #[argh(option, arg_name = "NAME")]
+    pub name: Option<String>,
+    /// tag this node, k=v; repeatable
+    #[argh(option, arg_name = "K=V")]
+    pub tag: Vec<String>,
+    /// heartbeat interval on every link (default 1s); a link silent for
+    /// three intervals is dead
+    #[argh(option, default = "String::from(\"1s\")", arg_name = "DUR")]
+    pub heartbeat: String,
+    /// forget unreachable or left nodes after this long (default 7d; 0 =
+    /// never)
+    #[argh(option, default = "String::from(\"7d\")", arg_name = "DUR")]
+    pub forget_after: String,
+}
+
+/// Everything the daemon needs, checked.
+struct Settings {
+    args: Args,
+    cfg: Config,
+    bind: SocketAddr,
+    state_dir: PathBuf,
+    socket: PathBuf,
+    record: NodeRecord,
+}
+
+/// Record size bounds: a name or tag longer than this is refused at start.
+const MAX_NAME: usize = 253;
+const MAX_TAGS: usize = 64;
+const MAX_TAG_LEN: usize = 256;
+
+fn settings(args: Args) -> Result<Settings, String> {
+    let hb = crate::duration::parse(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
+    let forget =
+        crate::duration::parse(&args.forget_after).map_err(|e| format!("--forget-after: {e}"))?;
+    let cfg = Config {
+        heartbeat_ms: hb.as_millis() as u64,
+        forget_after_ms: forget.as_millis() as u64,
+        deadend: args.deadend,
+        ..Config::default()
+    };
+    cfg.validate()?;
+    let bind = parse_bind(&args.bind)?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(state::default_dir);
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| state::socket_in(&state_dir));
+    let mut tags = std::collections::BTreeMap::new();
+    for t in &args.tag {
+        let (k, v) = t
+            .split_once('=')
+            .ok_or_else(|| format!("--tag {t:?}: want KEY=VALUE"))?;
+        if k.is_empty() || k.len() > MAX_TAG_LEN || v.len() > MAX_TAG_LEN {
+            return Err(format!(
+                "--tag {t:?}: key must be 1 to {MAX_TAG_LEN} bytes, value at most {MAX_TAG_LEN}"
+            ));
+        }
+        tags.insert(k.to_string(), v.to_string());
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(format!("too many tags: {} (limit {MAX_TAGS})", tags.len()));
+    }
+    let name = args.name.clone().unwrap_or_else(crate::sys::hostname);
+    if name.is_empty()
+        || name.len() > MAX_NAME
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "--name {name:?}: want 1 to {MAX_NAME} characters, no spaces"
+        ));
+    }
+    let internal = if !bind.ip().is_unspecified() && args.iface.is_none() {
+        Some(bind.ip())
+    } else {
+        let ip = crate::sys::internal_ip(args.iface.as_deref());
+        if ip.is_none() {
+            if let Some(i) = &args.iface {
+                return Err(format!("-i {i}: no such interface with an IPv4 address"));
+            }
+        }
+        ip
+    };
+    let mut addrs: Vec<String> = crate::sys::interface_addrs()
+        .into_iter()
+        .map(|(_, ip)| ip.to_string())
+        .collect();
+    if !bind.ip().is_unspecified() {
+        addrs.insert(0, bind.ip().to_string());
+    }
+    addrs.dedup();
+    let record = NodeRecord {
+        name,
+        internal_ip: internal.map(|ip| ip.to_string()),
+        addrs,
+        public_ip: args.public.clone(),
+        port: bind.port(),
+        kind: crate::sys::kind().to_string(),
+        tags,
+        version: crate::VERSION.to_string(),
+        os: crate::sys::os(),
+        started_ms: wall_ms(),
+        deadend: args.deadend,
+    };
+    Ok(Settings {
+        args,
+        cfg,
+        bind,
+        state_dir,
+        socket,
+        record,
+    })
+}
+
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, crate::DEFAULT_PORT));
+    }
+    Err(format!("--bind {s:?}: want IP or IP:PORT"))
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs `daustd` with the arguments after the program name.
+pub fn main(cmd: &str, args: &[String]) -> ExitCode {
+    let args = expand_short_flags(args);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&[cmd], &refs) {
+        Ok(a) => a,
+        Err(e) if e.status.is_ok() => {
+            print!("{}", e.output);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", e.output.trim_end());
+            eprintln!("Run {cmd} --help for the options.");
+            return ExitCode::from(2);
+        }
+    };
+    let s = match settings(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("daustd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if s.args.detach && std::env::var_os(DETACHED_ENV).is_none() {
+        return detach(&s);
+    }
+    let _guard = init_logging(&s);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("daustd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(s)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("daustd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-vv` means `-v -v` (argh wants them apart).
+fn expand_short_flags(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in args {
+        let b = a.as_bytes();
+        if b.len() > 2 && b[0] == b'-' && b[1] != b'-' && a[1..].chars().all(|c| "vde".contains(c))
+        {
+            out.extend(a[1..].chars().map(|c| format!("-{c}")));
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+const DETACHED_ENV: &str = "DAUST_DETACHED";
+
+/// `-d`: start the daemon as a child in its own process group and return
+/// once it answers on its control socket (or report why it did not).
+fn detach(s: &Settings) -> ExitCode {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    if StateDir::is_locked(&s.state_dir) {
+        eprintln!(
+            "daustd: daustd is already running (state dir {})",
+            s.state_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("daustd: cannot find my own binary to detach: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "daemon") {
+        args.remove(0);
+    }
+    let mut child = match std::process::Command::new(exe)
+        .arg("daemon")
+        .args(args)
+        .env(DETACHED_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("daustd: cannot start the daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Relay what the child says before it is ready (its fatal errors).
+    let stderr = child.stderr.take();
+    let relay = std::thread::spawn(move || {
+        if let Some(mut e) = stderr {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = e.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                use std::io::Write;
+                let _ = std::io::stderr().write_all(&buf[..n]);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = relay.join();
+            eprintln!("daustd: the daemon exited during start ({status})");
+            return ExitCode::FAILURE;
+        }
+        if crate::cli::ping_socket(&s.socket) {
+            return ExitCode::SUCCESS;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "daustd: the daemon did not answer on {} within 15 s",
+                s.socket.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn init_logging(s: &Settings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let level = match s.args.verbose {
+        0 => tracing::Level::INFO,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let detached = std::env::var_os(DETACHED_ENV).is_some();
+    let file = s
+        .args
+        .log
+        .clone()
+        .or_else(|| detached.then(|| s.state_dir.join("daustd.log")));
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    match file {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+            let name = path
+                .file_name()
+                .map(|n| n.to_owned())
+                .unwrap_or_else(|| "daustd.log".into());
+            let appender = tracing_appender::rolling::never(dir, name);
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let _ = builder.with_ansi(false).with_writer(writer).try_init();
+            Some(guard)
+        }
+        None => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+            None
+        }
+    }
+}
+
+/// What the driver is told.
+pub enum Input {
+    /// A connection is open and its tasks run.
+    LinkUp {
+        /// Its id.
+        link: LinkId,
+        /// Where it came from.
+        info: LinkInfo,
+        /// The driver's handle on it.
+        handle: LinkHandle,
+    },
+    /// A frame arrived.
+    Frame {
+        /// On this link.
+        link: LinkId,
+        /// The message.
+        msg: PeerMsg,
+    },
+    /// Undecodable bytes arrived; the reader stopped.
+    BadFrame {
+        /// On this link.
+        link: LinkId,
+        /// What was wrong.
+        err: FrameError,
+    },
+    /// The connection ended.
+    LinkDown {
+        /// This link.
+        link: LinkId,
+        /// Why.
+        reason: String,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// The address.
+        addr: String,
+        /// Why.
+        err: String,
+    },
+    /// A control request.
+    Ctl {
+        /// Its token.
+        token: Token,
+        /// The request.
+        req: Request,
+        /// Where the replies go.
+        tx: mpsc::Sender<Reply>,
+    },
+}
+
+/// The clock of the driver.
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Now {
+        Now {
+            mono_us: self.0.elapsed().as_micros() as u64,
+            wall_ms: wall_ms(),
+        }
+    }
+    fn instant(&self, mono_us: u64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0 + Duration::from_micros(mono_us))
+    }
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    let mut dir = StateDir::open(&s.state_dir).map_err(|e| e.to_string())?;
+    dir.write_pid();
+    let id = dir.ident();
+    let snapshot = dir.load_snapshot();
+    let listener = TcpListener::bind(s.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", s.bind))?;
+    let _ = std::fs::remove_file(&s.socket);
+    let ctl = UnixListener::bind(&s.socket)
+        .map_err(|e| format!("cannot open the control socket {}: {e}", s.socket.display()))?;
+    std::fs::set_permissions(&s.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict the control socket: {e}"))?;
+    let clock = Clock(Instant::now());
+    let mut engine = Engine::new(
+        s.cfg.clone(),
+        id,
+        s.record.clone(),
+        clock.now(),
+        crate::sys::random_u128() as u64,
+        snapshot,
+    );
+    for k in &s.args.keynode {
+        engine.keep_dialling(clock.now(), k);
+    }
+    tracing::info!(
+        name = %s.record.name, id = %id, listen = %s.bind, socket = %s.socket.display(),
+        "daustd {} started ({})", crate::VERSION, s.record.kind
+    );
+    tracing::warn!(
+        "peer traffic is unauthenticated: anyone who can reach {} can read the node table",
+        s.bind
+    );
+
+    let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
+    let mut tasks = tokio::task::JoinSet::new();
+    let next_id = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let accept_task = tokio::spawn(accept_peers(listener, tx.clone(), next_id.clone()));
+    let ctl_task = tokio::spawn(accept_control(ctl, tx.clone(), next_id.clone()));
+    let (snap_tx, snap_rx) = tokio::sync::watch::channel(None);
+    let persister = tokio::task::spawn_blocking(move || persist_loop(dir, snap_rx));
+
+    let mut links: std::collections::HashMap<LinkId, LinkHandle> = Default::default();
+    let mut clients: std::collections::HashMap<Token, mpsc::Sender<Reply>> = Default::default();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| e.to_string())?;
+    let mut exiting = false;
+    while !exiting {
+        let wake = clock.instant(engine.next_wakeup());
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); engine.shutdown(clock.now()) }
+            _ = int.recv() => { tracing::info!("SIGINT"); engine.shutdown(clock.now()) }
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                let now = clock.now();
+                match input {
+                    Input::LinkUp { link, info, handle } => {
+                        if engine.is_stopping() {
+                            handle.reader.abort();
+                            continue;
+                        }
+                        links.insert(link, handle);
+                        engine.link_up(now, link, info);
+                    }
+                    Input::Frame { link, msg } => engine.frame(now, link, msg),
+                    Input::BadFrame { link, err } => engine.bad_frame(now, link, &err),
+                    Input::LinkDown { link, reason } => {
+                        links.remove(&link);
+                        engine.link_down(now, link, &reason);
+                    }
+                    Input::DialFailed { addr, err } => engine.dial_failed(now, &addr, &err),
+                    Input::Ctl { token, req, tx } => {
+                        clients.insert(token, tx);
+                        engine.request(now, token, req);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => engine.tick(clock.now()),
+        }
+        // Carry out the actions; a stuck link's close produces more.
+        loop {
+            let actions = engine.take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            let mut stuck = Vec::new();
+            for a in actions {
+                match a {
+                    Action::Send { link, msg } => {
+                        if let Some(h) = links.get(&link) {
+                            if h.tx.try_send(Outgoing::Msg(msg)).is_err() {
+                                stuck.push(link);
+                            }
+                        }
+                    }
+                    Action::Close { link, reason } => {
+                        if let Some(h) = links.remove(&link) {
+                            tracing::debug!(link, "closing: {reason}");
+                            h.reader.abort();
+                            let _ = h.tx.try_send(Outgoing::Close);
+                        }
+                    }
+                    Action::Dial { addr } => {
+                        let link = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let local = (!s.bind.ip().is_unspecified()).then_some(s.bind.ip());
+                        tasks.spawn(net::dial(addr, local, link, tx.clone()));
+                    }
+                    Action::Reply { token, reply } => {
+                        let last = matches!(reply, Reply::Done(_) | Reply::Error { .. });
+                        if let Some(c) = clients.get(&token) {
+                            let _ = c.try_send(reply);
+                        }
+                        if last {
+                            clients.remove(&token);
+                        }
+                    }
+                    Action::Persist(snap) => {
+                        let _ = snap_tx.send(Some(snap));
+                    }
+                    Action::StatusChanged { .. } => {}
+                    Action::Exit => exiting = true,
+                }
+            }
+            for link in stuck {
+                if let Some(h) = links.remove(&link) {
+                    tracing::warn!(
+                        link,
+                        "peer too slow: {} frames queued; dropping the link",
+                        net::LINK_QUEUE
+                    );
+                    h.reader.abort();
+                }
+                engine.link_down(clock.now(), link, "peer too slow");
+            }
+        }
+    }
+    accept_task.abort();
+    ctl_task.abort();
+    // Let writers flush what is queued (the goodbye, answers), then close.
+    for (_, h) in links.drain() {
+        h.reader.abort();
+        let _ = h.tx.try_send(Outgoing::Close);
+    }
+    drop(clients);
+    drop(snap_tx);
+    let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+        let _ = persister.await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await;
+    tasks.abort_all();
+    let _ = std::fs::remove_file(&s.socket);
+    let _ = std::fs::remove_file(s.state_dir.join("daustd.pid"));
+    tracing::info!("daustd stopped");
+    Ok(())
+}
+
+/// Writes snapshots as they come; only the latest matters.
+fn persist_loop(
+    mut dir: StateDir,
+    mut rx: tokio::sync::watch::Receiver<Option<crate::engine::Snapshot>>,
+) {
+    loop {
+        let changed = block_on(rx.changed());
+        let snap = rx.borrow_and_update().clone();
+        if let Some(snap) = snap {
+            dir.save_snapshot(&snap);
+        }
+        if changed.is_err() {
+            break;
+        }
+    }
+}
+
+/// Blocks the (blocking-pool) thread on a future.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}
+
+async fn accept_peers(
+    listener: TcpListener,
+    tx: mpsc::Sender<Input>,
+    next_id: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_PEER_CONNS));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(10);
+                let link = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tx = tx.clone();
+                tokio::spawn(net::start_link(stream, link, None, tx, Some(permit)));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn accept_control(
+    listener: UnixListener,
+    tx: mpsc::Sender<Input>,
+    next_id: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CONNS));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let token = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    control::serve(stream, token, tx).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!("control accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::{Action, Engine, LinkId, Now, Token};
 use crate::wire::ctl::{
-    Answer, Body, Command, InfoView, LinkView, Missing, Outcome, Reached, Reply, Request, Status, Target,
+    Answer, Body, Command, InfoView, LinkView, Missing, Outcome, Reached, Reply, Request, Status,
+    Target,
 };
 use crate::wire::peer::{Dest, Hop, NodeId, PeerMsg, Routed, RoutedReply};
 
@@ -74,7 +75,10 @@ pub struct Stopping {
 /// Whether a word the user gave as a target looks like an address.
 pub fn looks_like_addr(word: &str) -> bool {
     let (host, _) = super::table::split_addr(word);
-    host.parse::<std::net::IpAddr>().is_ok() || host == "gateway" || host == "localhost" || word.contains(':')
+    host.parse::<std::net::IpAddr>().is_ok()
+        || host == "gateway"
+        || host == "localhost"
+        || word.contains(':')
 }
 
 impl Engine {
@@ -109,14 +113,22 @@ impl Engine {
 
     fn request_remote(&mut self, token: Token, req: Request, word: &str) {
         let hits = self.table.resolve(word);
-        let usable = |e: &Engine, id: &NodeId| e.table.entries.get(id).is_some_and(|x| x.status == Status::Alive);
+        let usable = |e: &Engine, id: &NodeId| {
+            e.table
+                .entries
+                .get(id)
+                .is_some_and(|x| x.status == Status::Alive)
+        };
         if hits.len() > 1 {
             let names: Vec<String> = hits
                 .iter()
                 .filter_map(|id| self.table.entries.get(id))
                 .map(|e| format!("{} ({})", e.na.record.name, e.na.id.short()))
                 .collect();
-            let message = format!("target {word:?} is ambiguous: it could be {}", names.join(", "));
+            let message = format!(
+                "target {word:?} is ambiguous: it could be {}",
+                names.join(", ")
+            );
             return self.error(token, message, 2);
         }
         if let Some(id) = hits.first().copied() {
@@ -126,31 +138,48 @@ impl Engine {
             }
             if usable(self, &id) {
                 let mid = self.start(token, &req, [id].into(), false);
-                let routed = Routed { mid, origin: self.me, dest: Dest::Node(id), ttl: self.cfg.max_hops, path: Vec::new(), cmd: req.cmd };
+                let routed = Routed {
+                    mid,
+                    origin: self.me,
+                    dest: Dest::Node(id),
+                    ttl: self.cfg.max_hops,
+                    path: Vec::new(),
+                    cmd: req.cmd,
+                };
                 return self.route_cmd(routed);
             }
             if !looks_like_addr(word) {
                 let e = &self.table.entries[&id];
                 let secs = self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000;
-                let message = format!("can't reach {}: {}, last seen {secs} seconds ago", e.na.record.name, e.status.as_str());
+                let message = format!(
+                    "can't reach {}: {}, last seen {secs} seconds ago",
+                    e.na.record.name,
+                    e.status.as_str()
+                );
                 return self.error(token, message, 1);
             }
         }
         if !looks_like_addr(word) {
-            let message = format!("no node is known as {word:?}; `daust list` shows the known nodes");
+            let message =
+                format!("no node is known as {word:?}; `daust list` shows the known nodes");
             return self.error(token, message, 1);
         }
         if self.stopping.is_some() {
             return self.error(token, "this daemon is stopping".into(), 1);
         }
         let addr = self.add_dial(word, false);
-        self.parked.push(Parked { addr, what: ParkedWhat::Request(token, req) });
+        self.parked.push(Parked {
+            addr,
+            what: ParkedWhat::Request(token, req),
+        });
         self.tick(self.now);
     }
 
     /// A dial finished: release whatever waited for it.
     pub(super) fn dial_resolved(&mut self, addr: &str, result: Result<NodeId, String>) {
-        let (ready, rest): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.parked).into_iter().partition(|p| p.addr == addr);
+        let (ready, rest): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|p| p.addr == addr);
         self.parked = rest;
         if ready.is_empty() {
             return;
@@ -160,22 +189,43 @@ impl Engine {
             match (p.what, &result) {
                 (ParkedWhat::Request(token, req), Ok(peer)) => {
                     let mid = self.start(token, &req, [*peer].into(), false);
-                    let routed = Routed { mid, origin: self.me, dest: Dest::Node(*peer), ttl: self.cfg.max_hops, path: Vec::new(), cmd: req.cmd };
+                    let routed = Routed {
+                        mid,
+                        origin: self.me,
+                        dest: Dest::Node(*peer),
+                        ttl: self.cfg.max_hops,
+                        path: Vec::new(),
+                        cmd: req.cmd,
+                    };
                     self.route_cmd(routed);
                 }
                 (ParkedWhat::Request(token, _), Err(e)) => self.error(token, e.clone(), 1),
                 (ParkedWhat::Join(to), Ok(peer)) => {
-                    let peer_name = self.table.entries.get(peer).map(|e| e.na.record.name.clone()).unwrap_or_default();
-                    let body = Body::Joined { addr: p.addr.clone(), peer: *peer, peer_name };
+                    let peer_name = self
+                        .table
+                        .entries
+                        .get(peer)
+                        .map(|e| e.na.record.name.clone())
+                        .unwrap_or_default();
+                    let body = Body::Joined {
+                        addr: p.addr.clone(),
+                        peer: *peer,
+                        peer_name,
+                    };
                     self.deliver(to, body);
                 }
-                (ParkedWhat::Join(to), Err(e)) => self.deliver(to, Body::Error { message: e.clone() }),
+                (ParkedWhat::Join(to), Err(e)) => {
+                    self.deliver(to, Body::Error { message: e.clone() })
+                }
             }
         }
     }
 
     fn error(&mut self, token: Token, message: String, code: u8) {
-        self.actions.push(Action::Reply { token, reply: Reply::Error { message, code } });
+        self.actions.push(Action::Reply {
+            token,
+            reply: Reply::Error { message, code },
+        });
     }
 
     fn start(&mut self, token: Token, req: &Request, waiting: BTreeSet<NodeId>, all: bool) -> u64 {
@@ -212,28 +262,57 @@ impl Engine {
     }
 
     fn hop(&self, link: Option<LinkId>) -> Hop {
-        Hop { id: self.me, name: self.record.name.clone(), rtt_us: link.and_then(|l| self.link_rtt(l)) }
+        Hop {
+            id: self.me,
+            name: self.record.name.clone(),
+            rtt_us: link.and_then(|l| self.link_rtt(l)),
+        }
     }
 
     fn answer(&self, body: Body) -> Answer {
-        Answer { id: self.me, name: self.record.name.clone(), addr: self.record.internal_ip.clone(), body }
+        Answer {
+            id: self.me,
+            name: self.record.name.clone(),
+            addr: self.record.internal_ip.clone(),
+            body,
+        }
     }
 
     /// Sends a command one hop closer to its destination.
     fn route_cmd(&mut self, mut r: Routed) {
         let Dest::Node(dest) = r.dest else { return };
-        let link = self.table.entries.get(&dest).and_then(|e| e.next_hop).and_then(|n| self.link_to(n));
+        let link = self
+            .table
+            .entries
+            .get(&dest)
+            .and_then(|e| e.next_hop)
+            .and_then(|n| self.link_to(n));
         match link {
             Some(link) => {
                 r.path.push(self.hop(Some(link)));
-                self.actions.push(Action::Send { link, msg: PeerMsg::Cmd(r) });
+                self.actions.push(Action::Send {
+                    link,
+                    msg: PeerMsg::Cmd(r),
+                });
             }
             None => {
-                let name = self.table.entries.get(&dest).map_or(dest.short(), |e| e.na.record.name.clone());
+                let name = self
+                    .table
+                    .entries
+                    .get(&dest)
+                    .map_or(dest.short(), |e| e.na.record.name.clone());
                 let message = format!("no route from {} to {name}", self.record.name);
                 r.path.push(self.hop(None));
-                let to = ReplyTo::Remote { mid: r.mid, to: r.origin, path: r.path };
-                let to = if r.origin == self.me { ReplyTo::Origin(r.mid) } else { to };
+                let to = ReplyTo::Remote {
+                    mid: r.mid,
+                    to: r.origin,
+                    path: r.path,
+                };
+                let to = if r.origin == self.me {
+                    ReplyTo::Origin(r.mid)
+                } else {
+                    to
+                };
                 self.deliver(to, Body::Error { message });
             }
         }
@@ -243,12 +322,20 @@ impl Engine {
         if r.ttl == 0 || (self.cfg.deadend && r.origin != self.me) {
             return;
         }
-        let links: Vec<LinkId> = self.links.iter().filter(|(id, l)| l.active && Some(**id) != from).map(|(id, _)| *id).collect();
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(id, l)| l.active && Some(**id) != from)
+            .map(|(id, _)| *id)
+            .collect();
         for link in links {
             let mut copy = r.clone();
             copy.ttl = r.ttl - 1;
             copy.path.push(self.hop(Some(link)));
-            self.actions.push(Action::Send { link, msg: PeerMsg::Cmd(copy) });
+            self.actions.push(Action::Send {
+                link,
+                msg: PeerMsg::Cmd(copy),
+            });
         }
     }
 
@@ -271,7 +358,11 @@ impl Engine {
             Dest::Node(id) if id == self.me => {
                 let mut path = r.path;
                 path.push(self.hop(None));
-                let to = ReplyTo::Remote { mid: r.mid, to: r.origin, path };
+                let to = ReplyTo::Remote {
+                    mid: r.mid,
+                    to: r.origin,
+                    path,
+                };
                 self.execute(r.cmd, to, Some(link), false);
             }
             Dest::Node(_) => {
@@ -292,7 +383,11 @@ impl Engine {
                 let mut path = r.path.clone();
                 path.push(self.hop(None));
                 let cmd = r.cmd.clone();
-                let to = ReplyTo::Remote { mid: r.mid, to: r.origin, path };
+                let to = ReplyTo::Remote {
+                    mid: r.mid,
+                    to: r.origin,
+                    path,
+                };
                 self.flood_cmd(r, Some(link));
                 self.execute(cmd, to, Some(link), true);
             }
@@ -312,12 +407,20 @@ impl Engine {
 
     /// Sends an answer one hop towards its origin.
     fn send_resp(&mut self, r: RoutedReply) {
-        let link = self.table.entries.get(&r.to).and_then(|e| e.next_hop).and_then(|n| self.link_to(n));
+        let link = self
+            .table
+            .entries
+            .get(&r.to)
+            .and_then(|e| e.next_hop)
+            .and_then(|n| self.link_to(n));
         match link {
             Some(link) => {
                 let mut r = r;
                 r.ttl -= 1;
-                self.actions.push(Action::Send { link, msg: PeerMsg::Resp(r) });
+                self.actions.push(Action::Send {
+                    link,
+                    msg: PeerMsg::Resp(r),
+                });
             }
             None => tracing::debug!(to = %r.to.short(), "no route for an answer; dropped"),
         }
@@ -329,7 +432,13 @@ impl Engine {
         match to {
             ReplyTo::Origin(mid) => self.on_answer(mid, answer, vec![self.hop(None)]),
             ReplyTo::Remote { mid, to, path } => {
-                let r = RoutedReply { mid, to, ttl: self.cfg.max_hops, path, answer };
+                let r = RoutedReply {
+                    mid,
+                    to,
+                    ttl: self.cfg.max_hops,
+                    path,
+                    answer,
+                };
                 self.send_resp(r);
             }
         }
@@ -337,15 +446,24 @@ impl Engine {
 
     fn on_answer(&mut self, mid: u64, answer: Answer, path: Vec<Hop>) {
         let now_us = self.now.mono_us;
-        let Some(p) = self.pending.get_mut(&mid) else { return };
+        let Some(p) = self.pending.get_mut(&mid) else {
+            return;
+        };
         if !p.waiting.remove(&answer.id) && p.answers.iter().any(|a| a.answer.id == answer.id) {
             return;
         }
-        p.answers.push(Reached { answer, path, rtt_us: now_us.saturating_sub(p.sent_us) });
+        p.answers.push(Reached {
+            answer,
+            path,
+            rtt_us: now_us.saturating_sub(p.sent_us),
+        });
         if p.waiting.is_empty() {
             self.finish(mid);
         } else if p.all {
-            let reply = Reply::Progress { answered: p.answers.len(), expected: p.expected.max(p.answers.len() + p.waiting.len()) };
+            let reply = Reply::Progress {
+                answered: p.answers.len(),
+                expected: p.expected.max(p.answers.len() + p.waiting.len()),
+            };
             let token = p.token;
             self.actions.push(Action::Reply { token, reply });
         }
@@ -353,7 +471,12 @@ impl Engine {
 
     /// Deadlines of pending requests.
     pub(super) fn pending_timers(&mut self, ms: u64) {
-        let mut due: Vec<u64> = self.pending.iter().filter(|(_, p)| ms >= p.deadline_ms).map(|(m, _)| *m).collect();
+        let mut due: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| ms >= p.deadline_ms)
+            .map(|(m, _)| *m)
+            .collect();
         due.sort();
         for mid in due {
             self.finish(mid);
@@ -362,11 +485,17 @@ impl Engine {
 
     /// Answers the client with what arrived, naming who did not answer.
     fn finish(&mut self, mid: u64) {
-        let Some(p) = self.pending.remove(&mid) else { return };
+        let Some(p) = self.pending.remove(&mid) else {
+            return;
+        };
         let me = self.me;
         let mut answers = p.answers;
         answers.sort_by(|a, b| {
-            (a.answer.id != me, &a.answer.name, a.answer.id).cmp(&(b.answer.id != me, &b.answer.name, b.answer.id))
+            (a.answer.id != me, &a.answer.name, a.answer.id).cmp(&(
+                b.answer.id != me,
+                &b.answer.name,
+                b.answer.id,
+            ))
         });
         let mut missing: Vec<Missing> = p
             .waiting
@@ -374,16 +503,30 @@ impl Engine {
             .map(|id| {
                 let (name, secs) = match self.table.entries.get(id) {
                     Some(e) if e.status == Status::Alive => (e.na.record.name.clone(), 0),
-                    Some(e) => (e.na.record.name.clone(), self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000),
+                    Some(e) => (
+                        e.na.record.name.clone(),
+                        self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000,
+                    ),
                     None => (id.short(), 0),
                 };
-                Missing { id: *id, name, last_seen_secs: secs }
+                Missing {
+                    id: *id,
+                    name,
+                    last_seen_secs: secs,
+                }
             })
             .collect();
         missing.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
         let _ = p.cmd;
-        let outcome = Outcome { origin: me, answers, missing };
-        self.actions.push(Action::Reply { token: p.token, reply: Reply::Done(outcome) });
+        let outcome = Outcome {
+            origin: me,
+            answers,
+            missing,
+        };
+        self.actions.push(Action::Reply {
+            token: p.token,
+            reply: Reply::Done(outcome),
+        });
         if p.stop_after {
             self.begin_stop(None, false);
         }
@@ -404,12 +547,19 @@ impl Engine {
             }
             Command::Stop => {
                 self.deliver(to, Body::Stopping);
-                let up = upstream.and_then(|l| self.links.get(&l)).and_then(|l| l.peer);
+                let up = upstream
+                    .and_then(|l| self.links.get(&l))
+                    .and_then(|l| l.peer);
                 self.begin_stop(up, flooded);
             }
             Command::Join { addr } => {
                 if self.stopping.is_some() {
-                    return self.deliver(to, Body::Error { message: "this daemon is stopping".into() });
+                    return self.deliver(
+                        to,
+                        Body::Error {
+                            message: "this daemon is stopping".into(),
+                        },
+                    );
                 }
                 let addr = self.add_dial(&addr, false);
                 let up = self.dials.get(&addr).and_then(|d| match d.state {
@@ -418,11 +568,26 @@ impl Engine {
                 });
                 match up {
                     Some(peer) => {
-                        let peer_name = self.table.entries.get(&peer).map(|e| e.na.record.name.clone()).unwrap_or_default();
-                        self.deliver(to, Body::Joined { addr, peer, peer_name });
+                        let peer_name = self
+                            .table
+                            .entries
+                            .get(&peer)
+                            .map(|e| e.na.record.name.clone())
+                            .unwrap_or_default();
+                        self.deliver(
+                            to,
+                            Body::Joined {
+                                addr,
+                                peer,
+                                peer_name,
+                            },
+                        );
                     }
                     None => {
-                        self.parked.push(Parked { addr, what: ParkedWhat::Join(to) });
+                        self.parked.push(Parked {
+                            addr,
+                            what: ParkedWhat::Join(to),
+                        });
                         self.dial_timers(self.now.ms());
                     }
                 }
@@ -444,10 +609,18 @@ impl Engine {
             };
             return Body::Error { message };
         };
-        let Some(e) = self.table.entries.get(&id) else { return Body::Error { message: "gone".into() } };
+        let Some(e) = self.table.entries.get(&id) else {
+            return Body::Error {
+                message: "gone".into(),
+            };
+        };
         let (name, version, status) = (e.na.record.name.clone(), e.na.version, e.status);
         if id == self.me || status == Status::Alive {
-            return Body::Error { message: format!("{name} is alive; only unreachable or left nodes can be forgotten") };
+            return Body::Error {
+                message: format!(
+                    "{name} is alive; only unreachable or left nodes can be forgotten"
+                ),
+            };
         }
         self.forget(id, version, None);
         tracing::info!(node = %name, "forgotten by request");
@@ -464,7 +637,13 @@ impl Engine {
             .values()
             .filter(|l| l.active)
             .filter_map(|l| {
-                Some(LinkView { peer: l.peer?, name: l.peer_name.clone(), addr: l.remote.clone(), dialled: l.dialled.is_some(), rtt_us: l.rtt_us })
+                Some(LinkView {
+                    peer: l.peer?,
+                    name: l.peer_name.clone(),
+                    addr: l.remote.clone(),
+                    dialled: l.dialled.is_some(),
+                    rtt_us: l.rtt_us,
+                })
             })
             .collect();
         InfoView {
@@ -489,12 +668,21 @@ impl Engine {
         self.left = true;
         self.announce();
         let wait_for: HashSet<NodeId> = if wait {
-            self.links.values().filter(|l| l.active).filter_map(|l| l.peer).filter(|p| Some(*p) != upstream).collect()
+            self.links
+                .values()
+                .filter(|l| l.active)
+                .filter_map(|l| l.peer)
+                .filter(|p| Some(*p) != upstream)
+                .collect()
         } else {
             HashSet::new()
         };
         let linger = if wait { self.cfg.stop_linger_ms } else { 0 };
-        self.stopping = Some(Stopping { deadline_ms: self.now.ms() + linger, wait_for, exited: false });
+        self.stopping = Some(Stopping {
+            deadline_ms: self.now.ms() + linger,
+            wait_for,
+            exited: false,
+        });
         self.persist();
         self.check_stop();
     }

@@ -19,7 +19,8 @@ pub struct Config {
     pub announce_debounce_ms: u64,
     /// Safety-net re-announcement, ms, as OSPF does. Default 30 minutes.
     pub refresh_ms: u64,
-    /// Debounce before writing the snapshot after a change, ms. Default 1000.
+    /// Debounce before writing the snapshot after a change, ms. Default 250:
+    /// a burst of changes is one write, and little is lost to a crash.
     pub persist_debounce_ms: u64,
     /// A link that has not completed its handshake in this long is closed, ms.
     pub handshake_timeout_ms: u64,
@@ -45,7 +46,7 @@ impl Default for Config {
             authenticated: false,
             announce_debounce_ms: 50,
             refresh_ms: 30 * 60 * 1000,
-            persist_debounce_ms: 1000,
+            persist_debounce_ms: 250,
             handshake_timeout_ms: 5000,
             redial_min_ms: 1000,
             redial_max_ms: 30_000,
@@ -60,7 +61,10 @@ impl Config {
     /// Checks the values once at start.
     pub fn validate(&self) -> Result<(), String> {
         if self.heartbeat_ms < 50 {
-            return Err(format!("heartbeat {} ms: must be at least 50 ms", self.heartbeat_ms));
+            return Err(format!(
+                "heartbeat {} ms: must be at least 50 ms",
+                self.heartbeat_ms
+            ));
         }
         if self.redial_min_ms == 0 || self.redial_max_ms < self.redial_min_ms {
             return Err("redial delays: need 0 < min <= max".into());

@@ -139,13 +139,18 @@ impl Engine {
             na: self.own_na(),
             seen_as: super::table::split_addr(&info.remote).0.to_string(),
         };
-        self.actions.push(Action::Send { link, msg: PeerMsg::Hello(hello) });
+        self.actions.push(Action::Send {
+            link,
+            msg: PeerMsg::Hello(hello),
+        });
     }
 
     /// A connection attempt to `addr` failed.
     pub fn dial_failed(&mut self, now: Now, addr: &str, err: &str) {
         self.now = now;
-        let Some(d) = self.dials.get_mut(addr) else { return };
+        let Some(d) = self.dials.get_mut(addr) else {
+            return;
+        };
         if d.state != DialState::Dialling {
             return;
         }
@@ -177,7 +182,9 @@ impl Engine {
     pub fn frame(&mut self, now: Now, link: LinkId, msg: PeerMsg) {
         self.now = now;
         let ms = now.ms();
-        let Some(l) = self.links.get_mut(&link) else { return };
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
         l.last_rx_ms = ms;
         let established = l.peer.is_some();
         match msg {
@@ -195,13 +202,17 @@ impl Engine {
                         l.rtt_us = r;
                     }
                 }
-                self.actions.push(Action::Send { link, msg: PeerMsg::Pong { s } });
+                self.actions.push(Action::Send {
+                    link,
+                    msg: PeerMsg::Pong { s },
+                });
             }
             PeerMsg::Pong { s } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     if let Some((seq, sent)) = l.ping_out {
                         if seq == s {
-                            l.rtt_us = Some(now.mono_us.saturating_sub(sent).min(u32::MAX as u64) as u32);
+                            l.rtt_us =
+                                Some(now.mono_us.saturating_sub(sent).min(u32::MAX as u64) as u32);
                             l.ping_out = None;
                         }
                     }
@@ -229,7 +240,12 @@ impl Engine {
                 h.proto, h.minor
             );
             tracing::warn!(peer = %self.describe(link), "{reason}");
-            self.actions.push(Action::Send { link, msg: PeerMsg::Refuse { reason: reason.clone() } });
+            self.actions.push(Action::Send {
+                link,
+                msg: PeerMsg::Refuse {
+                    reason: reason.clone(),
+                },
+            });
             self.close(link, &reason);
             return;
         }
@@ -243,7 +259,9 @@ impl Engine {
             return;
         }
         let ms = self.now.ms();
-        let Some(l) = self.links.get_mut(&link) else { return };
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
         l.peer = Some(h.id);
         l.peer_name = h.na.record.name.clone();
         l.seen_as = Some(h.seen_as);
@@ -252,7 +270,11 @@ impl Engine {
         // Two links to one node: keep the one dialled by the lower id, or
         // the older one if the same side dialled both.
         let dialler = |l: &Link| if l.dialled.is_some() { self.me } else { h.id };
-        let rival = self.links.iter().find(|(id, o)| **id != link && o.active && o.peer == Some(h.id)).map(|(id, _)| *id);
+        let rival = self
+            .links
+            .iter()
+            .find(|(id, o)| **id != link && o.active && o.peer == Some(h.id))
+            .map(|(id, _)| *id);
         if let Some(other) = rival {
             let mine = (dialler(&self.links[&link]), link);
             let theirs = (dialler(&self.links[&other]), other);
@@ -271,11 +293,14 @@ impl Engine {
             }
             self.close(other, "duplicate link");
         }
-        let Some(l) = self.links.get_mut(&link) else { return };
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
         l.active = true;
         l.digest_seen = Some(HashSet::new());
         if l.dialled.is_some() {
-            l.next_ping_ms = Some(ms + self.cfg.heartbeat_ms);
+            // Ping at once: the RTT is known from the start.
+            l.next_ping_ms = Some(ms);
         }
         tracing::info!(peer = %self.describe(link), "link up");
         if let Some(addr) = &dialled {
@@ -296,13 +321,24 @@ impl Engine {
     }
 
     fn send_digest(&mut self, link: LinkId) {
-        let mut entries: Vec<(NodeId, Version)> =
-            self.table.entries.iter().map(|(id, e)| (*id, e.na.version)).collect();
+        let mut entries: Vec<(NodeId, Version)> = self
+            .table
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, e.na.version))
+            .collect();
         entries.sort();
-        let chunks: Vec<Vec<(NodeId, Version)>> = entries.chunks(DIGEST_CHUNK).map(|c| c.to_vec()).collect();
+        let chunks: Vec<Vec<(NodeId, Version)>> =
+            entries.chunks(DIGEST_CHUNK).map(|c| c.to_vec()).collect();
         let n = chunks.len();
         for (i, entries) in chunks.into_iter().enumerate() {
-            self.actions.push(Action::Send { link, msg: PeerMsg::Digest { entries, done: i + 1 == n } });
+            self.actions.push(Action::Send {
+                link,
+                msg: PeerMsg::Digest {
+                    entries,
+                    done: i + 1 == n,
+                },
+            });
         }
     }
 
@@ -321,20 +357,29 @@ impl Engine {
                 }
             }
         }
-        let Some(l) = self.links.get_mut(&link) else { return };
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
         let seen = l.digest_seen.get_or_insert_with(HashSet::new);
         seen.extend(entries.iter().map(|(id, _)| *id));
         if done {
             let seen = l.digest_seen.take().unwrap_or_default();
             send.extend(
-                self.table.entries.keys().filter(|id| !seen.contains(id) && (!deadend || **id == self.me)).copied(),
+                self.table
+                    .entries
+                    .keys()
+                    .filter(|id| !seen.contains(id) && (!deadend || **id == self.me))
+                    .copied(),
             );
         }
         send.sort();
         send.dedup();
         for id in send {
             if let Some(e) = self.table.entries.get(&id) {
-                self.actions.push(Action::Send { link, msg: PeerMsg::Na(e.na.clone()) });
+                self.actions.push(Action::Send {
+                    link,
+                    msg: PeerMsg::Na(e.na.clone()),
+                });
             }
         }
     }
@@ -342,14 +387,19 @@ impl Engine {
     /// Closes a link on our initiative.
     pub(super) fn close(&mut self, link: LinkId, reason: &str) {
         if self.links.contains_key(&link) {
-            self.actions.push(Action::Close { link, reason: reason.to_string() });
+            self.actions.push(Action::Close {
+                link,
+                reason: reason.to_string(),
+            });
             self.drop_link(link, reason);
         }
     }
 
     /// Forgets a link and schedules what follows from its loss.
     fn drop_link(&mut self, link: LinkId, reason: &str) {
-        let Some(l) = self.links.remove(&link) else { return };
+        let Some(l) = self.links.remove(&link) else {
+            return;
+        };
         if l.active {
             tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link down: {reason}");
             self.routes_dirty = true;
@@ -358,9 +408,10 @@ impl Engine {
             tracing::info!(peer = %l.remote, "connection closed before handshake: {reason}");
         }
         let ms = self.now.ms();
-        let still_linked = |peer: Option<NodeId>, links: &std::collections::BTreeMap<LinkId, Link>| {
-            peer.is_some_and(|p| links.values().any(|o| o.active && o.peer == Some(p)))
-        };
+        let still_linked =
+            |peer: Option<NodeId>, links: &std::collections::BTreeMap<LinkId, Link>| {
+                peer.is_some_and(|p| links.values().any(|o| o.active && o.peer == Some(p)))
+            };
         let mut redial = Vec::new();
         for (addr, d) in self.dials.iter_mut() {
             let affected = d.state == DialState::Up(link)
@@ -370,7 +421,10 @@ impl Engine {
             }
         }
         for addr in redial {
-            let persistent = self.dials.get(&addr).is_some_and(|d| d.persistent || d.ever_up);
+            let persistent = self
+                .dials
+                .get(&addr)
+                .is_some_and(|d| d.persistent || d.ever_up);
             if !persistent || self.stopping.is_some() {
                 self.dials.remove(&addr);
                 continue;
@@ -404,7 +458,13 @@ impl Engine {
                     l.ping_seq = l.ping_seq.wrapping_add(1);
                     l.ping_out = Some((l.ping_seq, self.now.mono_us));
                     l.next_ping_ms = Some(ms + self.cfg.heartbeat_ms);
-                    pings.push((*id, PeerMsg::Ping { s: l.ping_seq, r: l.rtt_us }));
+                    pings.push((
+                        *id,
+                        PeerMsg::Ping {
+                            s: l.ping_seq,
+                            r: l.rtt_us,
+                        },
+                    ));
                 }
             }
         }
@@ -450,7 +510,9 @@ impl Engine {
     fn backoff(&mut self, addr: &str) -> u64 {
         let max = self.cfg.redial_max_ms;
         let jitter = self.rng.unit();
-        let Some(d) = self.dials.get_mut(addr) else { return max };
+        let Some(d) = self.dials.get_mut(addr) else {
+            return max;
+        };
         let base = d.backoff_ms;
         d.backoff_ms = (base * 2).min(max);
         ((base as f64) * (0.75 + 0.5 * jitter)) as u64
@@ -463,7 +525,10 @@ impl Engine {
 
     /// The established link to a neighbour.
     pub(super) fn link_to(&self, peer: NodeId) -> Option<LinkId> {
-        self.links.iter().find(|(_, l)| l.active && l.peer == Some(peer)).map(|(id, _)| *id)
+        self.links
+            .iter()
+            .find(|(_, l)| l.active && l.peer == Some(peer))
+            .map(|(id, _)| *id)
     }
 
     /// "name (addr)" of a link's peer, for logs.

@@ -162,7 +162,14 @@ impl Engine {
     /// A node with identity `me` describing itself by `record`, starting at
     /// `now`, with the `snapshot` of its last run if any. `seed` feeds the
     /// redial jitter.
-    pub fn new(cfg: Config, me: NodeId, mut record: NodeRecord, now: Now, seed: u64, snapshot: Option<Snapshot>) -> Self {
+    pub fn new(
+        cfg: Config,
+        me: NodeId,
+        mut record: NodeRecord,
+        now: Now,
+        seed: u64,
+        snapshot: Option<Snapshot>,
+    ) -> Self {
         record.deadend = cfg.deadend;
         let snap = snapshot.unwrap_or_default();
         let inc = now.wall_ms.max(snap.incarnation + 1);
@@ -171,7 +178,11 @@ impl Engine {
             if n.na.id == me {
                 continue;
             }
-            let last = if n.status == Status::Alive { snap.saved_ms } else { n.last_seen_ms };
+            let last = if n.status == Status::Alive {
+                snap.saved_ms
+            } else {
+                n.last_seen_ms
+            };
             let id = n.na.id;
             table.offer(n.na, last);
             if let Some(e) = table.entries.get_mut(&id) {
@@ -289,7 +300,12 @@ impl Engine {
         for p in self.pending.values() {
             consider(Some(p.deadline_ms));
         }
-        consider(self.stopping.as_ref().filter(|s| !s.exited).map(|s| s.deadline_ms));
+        consider(
+            self.stopping
+                .as_ref()
+                .filter(|s| !s.exited)
+                .map(|s| s.deadline_ms),
+        );
         t.saturating_mul(1000)
     }
 
@@ -307,7 +323,11 @@ impl Engine {
             .values()
             .filter(|l| l.active)
             .filter_map(|l| {
-                Some(Neighbor { id: l.peer?, rtt_us: l.rtt_us, seen_as: l.seen_as.clone() })
+                Some(Neighbor {
+                    id: l.peer?,
+                    rtt_us: l.rtt_us,
+                    seen_as: l.seen_as.clone(),
+                })
             })
             .collect();
         neighbors.sort_by_key(|n| n.id);
@@ -353,7 +373,10 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for link in targets {
-            self.actions.push(Action::Send { link, msg: msg.clone() });
+            self.actions.push(Action::Send {
+                link,
+                msg: msg.clone(),
+            });
         }
     }
 
@@ -363,7 +386,10 @@ impl Engine {
             if na.version >= self.version {
                 // A copy of us from a previous life (clock went back, or the
                 // state dir was lost): move past it.
-                self.version = Version { inc: na.version.inc.max(self.version.inc) + 1, seq: 0 };
+                self.version = Version {
+                    inc: na.version.inc.max(self.version.inc) + 1,
+                    seq: 0,
+                };
                 self.announce();
             }
             return;
@@ -385,14 +411,30 @@ impl Engine {
             return;
         }
         self.routes_dirty = false;
-        let peers: Vec<NodeId> = self.links.values().filter(|l| l.active).filter_map(|l| l.peer).collect();
+        let peers: Vec<NodeId> = self
+            .links
+            .values()
+            .filter(|l| l.active)
+            .filter_map(|l| l.peer)
+            .collect();
         let changes = self.table.recompute(self.me, &peers, self.now.wall_ms);
         for c in changes {
-            let name = self.table.entries.get(&c.id).map(|e| e.na.record.name.clone()).unwrap_or_default();
-            if c.from == Status::Alive || c.to == Status::Alive || c.to == Status::Left {
+            let name = self
+                .table
+                .entries
+                .get(&c.id)
+                .map(|e| e.na.record.name.clone())
+                .unwrap_or_default();
+            if c.id != self.me
+                && (c.from == Status::Alive || c.to == Status::Alive || c.to == Status::Left)
+            {
                 tracing::info!(node = %name, id = %c.id.short(), "{} -> {}", c.from.as_str(), c.to.as_str());
             }
-            self.actions.push(Action::StatusChanged { id: c.id, name, status: c.to });
+            self.actions.push(Action::StatusChanged {
+                id: c.id,
+                name,
+                status: c.to,
+            });
             self.schedule_persist();
         }
         self.check_stop();
@@ -412,10 +454,20 @@ impl Engine {
             .entries
             .values()
             .filter(|e| e.na.id != self.me)
-            .map(|e| SnapNode { na: e.na.clone(), status: e.status, last_seen_ms: e.last_seen_ms, parent: e.parent })
+            .map(|e| SnapNode {
+                na: e.na.clone(),
+                status: e.status,
+                last_seen_ms: e.last_seen_ms,
+                parent: e.parent,
+            })
             .collect();
         nodes.sort_by_key(|n| n.na.id);
-        let peers = self.dials.iter().filter(|(_, d)| d.persistent).map(|(a, _)| a.clone()).collect();
+        let peers = self
+            .dials
+            .iter()
+            .filter(|(_, d)| d.persistent)
+            .map(|(a, _)| a.clone())
+            .collect();
         self.actions.push(Action::Persist(Snapshot {
             saved_ms: self.now.wall_ms,
             incarnation: self.version.inc,
@@ -434,7 +486,10 @@ impl Engine {
             .table
             .entries
             .values()
-            .filter(|e| e.status != Status::Alive && now.saturating_sub(e.last_seen_ms) > self.cfg.forget_after_ms)
+            .filter(|e| {
+                e.status != Status::Alive
+                    && now.saturating_sub(e.last_seen_ms) > self.cfg.forget_after_ms
+            })
             .map(|e| e.na.id)
             .collect();
         for id in old {

@@ -57,7 +57,11 @@ impl Table {
                 true
             }
             None => {
-                let status = if na.left { Status::Left } else { Status::Unreachable };
+                let status = if na.left {
+                    Status::Left
+                } else {
+                    Status::Unreachable
+                };
                 self.entries.insert(
                     na.id,
                     Entry {
@@ -98,7 +102,9 @@ impl Table {
             }
         }
         while let Some(x) = queue.pop_front() {
-            let Some(ex) = self.entries.get(&x) else { continue };
+            let Some(ex) = self.entries.get(&x) else {
+                continue;
+            };
             if ex.na.record.deadend || ex.na.left {
                 continue;
             }
@@ -126,7 +132,11 @@ impl Table {
                         e.parent = parent;
                     }
                     e.next_hop = (*id != me).then_some(first_hop);
-                    e.status = if e.na.left { Status::Left } else { Status::Alive };
+                    e.status = if e.na.left {
+                        Status::Left
+                    } else {
+                        Status::Alive
+                    };
                     if e.status == Status::Alive || before == Status::Alive {
                         e.last_seen_ms = now_ms;
                     }
@@ -134,14 +144,22 @@ impl Table {
                 None => {
                     e.hops = None;
                     e.next_hop = None;
-                    e.status = if e.na.left { Status::Left } else { Status::Unreachable };
+                    e.status = if e.na.left {
+                        Status::Left
+                    } else {
+                        Status::Unreachable
+                    };
                     if before == Status::Alive {
                         e.last_seen_ms = now_ms;
                     }
                 }
             }
             if e.status != before {
-                changes.push(Change { id: *id, from: before, to: e.status });
+                changes.push(Change {
+                    id: *id,
+                    from: before,
+                    to: e.status,
+                });
             }
         }
         changes.sort_by_key(|c| c.id);
@@ -164,7 +182,11 @@ impl Table {
     pub fn views(&self, me: NodeId, now_ms: u64) -> Vec<NodeView> {
         let mut v: Vec<&Entry> = self.entries.values().collect();
         v.sort_by(|a, b| {
-            (a.na.id != me, &a.na.record.name, a.na.id).cmp(&(b.na.id != me, &b.na.record.name, b.na.id))
+            (a.na.id != me, &a.na.record.name, a.na.id).cmp(&(
+                b.na.id != me,
+                &b.na.record.name,
+                b.na.id,
+            ))
         });
         v.into_iter().map(|e| self.view(e, now_ms)).collect()
     }
@@ -172,7 +194,11 @@ impl Table {
     /// One entry as a [`NodeView`].
     pub fn view(&self, e: &Entry, now_ms: u64) -> NodeView {
         let r = &e.na.record;
-        let mut seen_as: Vec<String> = e.na.neighbors.iter().filter_map(|n| n.seen_as.clone()).collect();
+        let mut seen_as: Vec<String> =
+            e.na.neighbors
+                .iter()
+                .filter_map(|n| n.seen_as.clone())
+                .collect();
         seen_as.sort();
         seen_as.dedup();
         let last_seen_secs = match e.status {
@@ -189,7 +215,11 @@ impl Table {
             kind: r.kind.clone(),
             status: e.status,
             last_seen_secs,
-            last_seen_ms: if e.status == Status::Alive { now_ms } else { e.last_seen_ms },
+            last_seen_ms: if e.status == Status::Alive {
+                now_ms
+            } else {
+                e.last_seen_ms
+            },
             parent: e.parent,
             hops: e.hops,
             tags: r.tags.clone(),
@@ -219,8 +249,20 @@ impl Table {
         let (ip, port) = split_addr(word);
         let port_ok = |e: &Entry| port.is_none_or(|p| p == e.na.record.port);
         let tiers: [&dyn Fn(&Entry) -> Vec<String>; 3] = [
-            &|e| e.na.record.internal_ip.iter().chain(e.na.record.public_ip.iter()).cloned().collect(),
-            &|e| e.na.neighbors.iter().filter_map(|n| n.seen_as.clone()).collect(),
+            &|e| {
+                e.na.record
+                    .internal_ip
+                    .iter()
+                    .chain(e.na.record.public_ip.iter())
+                    .cloned()
+                    .collect()
+            },
+            &|e| {
+                e.na.neighbors
+                    .iter()
+                    .filter_map(|n| n.seen_as.clone())
+                    .collect()
+            },
             &|e| e.na.record.addrs.clone(),
         ];
         for tier in tiers {
@@ -234,7 +276,9 @@ impl Table {
         }
         let lower = word.to_ascii_lowercase();
         let prefix: Vec<NodeId> = all()
-            .filter(|e| e.na.record.name.starts_with(word) || e.na.id.to_string().starts_with(&lower))
+            .filter(|e| {
+                e.na.record.name.starts_with(word) || e.na.id.to_string().starts_with(&lower)
+            })
             .map(|e| e.na.id)
             .collect();
         sorted(prefix)

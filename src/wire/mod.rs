@@ -106,17 +106,26 @@ mod tests {
     #[test]
     fn oversized_prefix_is_invalid_before_the_body_arrives() {
         let buf = ((MAX_FRAME + 1) as u32).to_be_bytes();
-        assert!(matches!(decode::<PeerMsg>(&buf), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            decode::<PeerMsg>(&buf),
+            Err(FrameError::TooLarge(_))
+        ));
     }
 
     #[test]
     fn garbage_and_unknown_types_are_invalid() {
         let mut buf = 5u32.to_be_bytes().to_vec();
         buf.extend_from_slice(b"\xff\x00{]x");
-        assert!(matches!(decode::<PeerMsg>(&buf), Err(FrameError::Invalid(_))));
+        assert!(matches!(
+            decode::<PeerMsg>(&buf),
+            Err(FrameError::Invalid(_))
+        ));
         let body = br#"{"t":"launch_missiles"}"#;
         let mut buf = (body.len() as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(body);
-        assert!(matches!(decode::<PeerMsg>(&buf), Err(FrameError::Invalid(_))));
+        assert!(matches!(
+            decode::<PeerMsg>(&buf),
+            Err(FrameError::Invalid(_))
+        ));
     }
 }

@@ -87,7 +87,9 @@ impl<'de> Deserialize<'de> for NodeId {
 /// `inc` (incarnation) changes at every start of the daemon, so a restarted
 /// node supersedes what it said before; `seq` counts announcements within
 /// one incarnation.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Version {
     /// Incarnation: start time in ms, bumped past any value seen for this id.
     pub inc: u64,

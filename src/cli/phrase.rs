@@ -1,0 +1,304 @@
+//! The phrase language: `daust [options] WORDS…`, where the words hold one
+//! command and, anywhere before or after it, `remote TARGET` or `all`.
+//! Options may stand anywhere too.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::wire::ctl::{Command, Target};
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phrase {
+    /// What to do.
+    pub action: Action,
+    /// Where.
+    pub target: Target,
+    /// `--json`.
+    pub json: bool,
+    /// `--timeout`.
+    pub timeout: Duration,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--socket`.
+    pub socket: Option<PathBuf>,
+    /// `-v`.
+    pub verbose: u8,
+}
+
+/// What the phrase asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send a command to the daemon.
+    Run(Command),
+    /// Print help (for one command if named).
+    Help(Option<String>),
+    /// Print the version.
+    Version,
+}
+
+/// A phrase that cannot be understood: the message names the bad word.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageError(pub String);
+
+/// Default time to wait for answers.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The commands: word, arguments, one-line summary.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("ping", "", "round trip to the node through the overlay"),
+    (
+        "list",
+        "",
+        "the nodes the node knows: address and last seen, itself first",
+    ),
+    (
+        "trace",
+        "",
+        "with all: the tree of the network; with a target: the path to it",
+    ),
+    (
+        "info",
+        "",
+        "everything about the node: id, kind, addresses, links, uptime",
+    ),
+    (
+        "stop",
+        "",
+        "the node says goodbye (left) and its daemon exits",
+    ),
+    (
+        "join",
+        "ADDR",
+        "dial ADDR and keep the link: joins two networks",
+    ),
+    (
+        "forget",
+        "NODE",
+        "drop an unreachable or left node from every table",
+    ),
+    ("top", "", "live view of the network tree"),
+    ("help", "[COMMAND]", "this help, or one command's"),
+];
+
+/// Parses the words after the program name.
+pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
+    let mut p = Phrase {
+        action: Action::Help(None),
+        target: Target::Local,
+        json: false,
+        timeout: DEFAULT_TIMEOUT,
+        state_dir: None,
+        socket: None,
+        verbose: 0,
+    };
+    let mut cmd: Option<Action> = None;
+    let mut help = false;
+    let mut it = args.iter().peekable();
+    let set_target = |p: &mut Phrase, t: Target, word: &str| -> Result<(), UsageError> {
+        if p.target != Target::Local {
+            return Err(UsageError(format!("{word:?}: a target was already given")));
+        }
+        p.target = t;
+        Ok(())
+    };
+    while let Some(w) = it.next() {
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            it.next()
+                .cloned()
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        let (flag, inline) = match w.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (w.as_str(), None),
+        };
+        match flag {
+            "--json" => p.json = true,
+            "-v" | "--verbose" => p.verbose += 1,
+            "-vv" => p.verbose += 2,
+            "-h" | "--help" => help = true,
+            "-V" | "--version" => cmd = Some(Action::Version),
+            "--timeout" | "-t" => {
+                let v = match inline {
+                    Some(v) => v,
+                    None => value("--timeout")?,
+                };
+                p.timeout = crate::duration::parse(&v)
+                    .map_err(|e| UsageError(format!("--timeout: {e}")))?;
+                if p.timeout.is_zero() {
+                    return Err(UsageError("--timeout: must be more than 0".into()));
+                }
+            }
+            "--state-dir" => {
+                p.state_dir = Some(PathBuf::from(match inline {
+                    Some(v) => v,
+                    None => value("--state-dir")?,
+                }))
+            }
+            "--socket" => {
+                p.socket = Some(PathBuf::from(match inline {
+                    Some(v) => v,
+                    None => value("--socket")?,
+                }))
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(UsageError(format!("unknown option {w:?}")))
+            }
+            "remote" => {
+                let t = it.next().ok_or_else(|| {
+                    UsageError(
+                        "\"remote\" needs a target: a node name, id prefix or address".into(),
+                    )
+                })?;
+                set_target(&mut p, Target::Remote(t.clone()), "remote")?;
+            }
+            "all" => set_target(&mut p, Target::All, "all")?,
+            word => {
+                if cmd.is_some() {
+                    // `trace X` is `trace remote X`.
+                    if matches!(cmd, Some(Action::Run(Command::Trace))) && p.target == Target::Local
+                    {
+                        p.target = Target::Remote(word.to_string());
+                        continue;
+                    }
+                    if let Some(Action::Help(None)) = cmd {
+                        cmd = Some(Action::Help(Some(word.to_string())));
+                        continue;
+                    }
+                    return Err(UsageError(format!(
+                        "unexpected word {word:?}: one command at a time"
+                    )));
+                }
+                cmd = Some(match word {
+                    "ping" => Action::Run(Command::Ping),
+                    "list" | "ls" => Action::Run(Command::List),
+                    "trace" => Action::Run(Command::Trace),
+                    "info" => Action::Run(Command::Info),
+                    "stop" => Action::Run(Command::Stop),
+                    "help" => Action::Help(None),
+                    "join" => {
+                        let addr = it.next().ok_or_else(|| {
+                            UsageError("\"join\" needs an address: join HOST[:PORT]".into())
+                        })?;
+                        Action::Run(Command::Join { addr: addr.clone() })
+                    }
+                    "forget" => {
+                        let node = it.next().ok_or_else(|| {
+                            UsageError("\"forget\" needs a node: forget NAME".into())
+                        })?;
+                        Action::Run(Command::Forget { node: node.clone() })
+                    }
+                    other => return Err(UsageError(format!("unknown command {other:?}"))),
+                });
+            }
+        }
+    }
+    p.action = match (help, cmd) {
+        (true, Some(Action::Run(c))) => Action::Help(Some(c.word().to_string())),
+        (true, _) => Action::Help(None),
+        (false, Some(a)) => a,
+        (false, None) => return Err(UsageError("no command given".into())),
+    };
+    Ok(p)
+}
+
+/// The usage text.
+pub fn usage() -> String {
+    let mut s = String::from(
+        "usage: daust [options] COMMAND [remote TARGET | all]\n\
+         \n\
+         Talks to the local daustd and, through it, to one node (remote TARGET)\n\
+         or to every node (all). remote and all may stand before or after the\n\
+         command. TARGET is a node name, a unique prefix of a name or id, or an\n\
+         address; an address no node has is dialled and joins the networks.\n\
+         \n\
+         commands:\n",
+    );
+    for (w, a, d) in COMMANDS {
+        s.push_str(&format!("  {:<16}{d}\n", format!("{w} {a}").trim_end()));
+    }
+    s.push_str(
+        "\noptions:\n\
+         \x20 --json          machine-readable output\n\
+         \x20 --timeout DUR   how long to wait for answers (default 5s)\n\
+         \x20 --state-dir DIR the local daemon's state dir (or $DAUST_STATE_DIR)\n\
+         \x20 --socket PATH   the local daemon's control socket (or $DAUST_SOCKET)\n\
+         \x20 -v              say more\n\
+         \x20 -h, --help      this help; daust COMMAND --help for one command\n\
+         \x20 -V, --version   the version\n\
+         \n\
+         The daemon: daustd --help (or daust daemon --help).\n",
+    );
+    s
+}
+
+/// Help for one command.
+pub fn command_help(word: &str) -> Option<String> {
+    let (w, a, d) = COMMANDS.iter().find(|(w, _, _)| *w == word)?;
+    let extra = match *w {
+        "ping" => "prints: pong from NAME (ADDR) in X.XX ms",
+        "list" => {
+            "prints: NAME: internal ip IP, public ip IP, last seen N seconds ago\n\
+                   with (unreachable) or (left) after nodes that are not alive"
+        }
+        "trace" => {
+            "trace all: the tree of the paths the command took\n\
+                    trace X / trace remote X: the hops to X with the RTT of each link"
+        }
+        "stop" => "all stop: every node stops, the local one last",
+        "forget" => "refused for nodes that are alive",
+        _ => "",
+    };
+    Some(format!(
+        "usage: daust {} [remote TARGET | all]\n\n{d}\n{extra}\n",
+        format!("{w} {a}").trim_end()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Phrase, UsageError> {
+        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn position_free() {
+        let a = p("remote 1.2.3.4 list").unwrap();
+        let b = p("list remote 1.2.3.4").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.target, Target::Remote("1.2.3.4".into()));
+        assert_eq!(p("all list").unwrap(), p("list all").unwrap());
+        assert_eq!(p("--json all ping").unwrap(), p("ping all --json").unwrap());
+        assert_eq!(
+            p("trace node2").unwrap().target,
+            Target::Remote("node2".into())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_word() {
+        assert!(p("frobnicate").unwrap_err().0.contains("frobnicate"));
+        assert!(p("list --bogus").unwrap_err().0.contains("--bogus"));
+        assert!(p("list remote").unwrap_err().0.contains("remote"));
+        assert!(p("all remote x list").is_err());
+        assert!(p("ping list").unwrap_err().0.contains("list"));
+        assert!(p("--timeout soon list").unwrap_err().0.contains("soon"));
+        assert!(p("").is_err());
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(p("help").unwrap().action, Action::Help(None));
+        assert_eq!(
+            p("help list").unwrap().action,
+            Action::Help(Some("list".into()))
+        );
+        assert_eq!(
+            p("list --help").unwrap().action,
+            Action::Help(Some("list".into()))
+        );
+        assert_eq!(p("--version").unwrap().action, Action::Version);
+    }
+}

@@ -1,0 +1,219 @@
+//! Turning answers into the text the seed promised.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use crate::wire::ctl::{Answer, Body, Command, InfoView, NodeView, Outcome, Reached, Status};
+use crate::wire::peer::NodeId;
+
+/// The seed's list line.
+pub fn list_line(n: &NodeView) -> String {
+    let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
+    let mut s = format!(
+        "{}: internal ip {}, public ip {}, last seen {} seconds ago",
+        n.name,
+        na(&n.internal_ip),
+        na(&n.public_ip),
+        n.last_seen_secs
+    );
+    if n.status != Status::Alive {
+        let _ = write!(s, " ({})", n.status.as_str());
+    }
+    s
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+/// Seconds as people read them: 42s, 5m, 3h, 2d.
+pub fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// One node's answer as text (without the `responded:` header).
+pub fn answer(r: &Reached) -> String {
+    let a: &Answer = &r.answer;
+    match &a.body {
+        Body::Pong => format!(
+            "pong from {} ({}) in {}\n",
+            a.name,
+            a.addr.as_deref().unwrap_or("N/A"),
+            ms(r.rtt_us)
+        ),
+        Body::List { nodes } => nodes.iter().map(|n| list_line(n) + "\n").collect(),
+        Body::Trace => trace_path(r),
+        Body::Stopping => format!("stopping {}\n", a.name),
+        Body::Info(i) => info(i),
+        Body::Joined {
+            addr, peer_name, ..
+        } => format!("{} joined {peer_name} at {addr}\n", a.name),
+        Body::Forgot { name, .. } => format!("{} forgot {name}\n", a.name),
+        Body::Error { message } => format!("{}: error: {message}\n", a.name),
+    }
+}
+
+/// The hop-by-hop path to one node.
+fn trace_path(r: &Reached) -> String {
+    let mut s = String::new();
+    for (i, hop) in r.path.iter().enumerate() {
+        let link = if i == 0 {
+            "(origin)".to_string()
+        } else {
+            r.path[i - 1]
+                .rtt_us
+                .map_or("rtt ?".into(), |u| ms(u as u64))
+        };
+        let _ = writeln!(s, "{:>2}  {:<24} {link}", i + 1, hop.name);
+    }
+    let _ = writeln!(
+        s,
+        "round trip {} over {} hop(s)",
+        ms(r.rtt_us),
+        r.path.len().saturating_sub(1)
+    );
+    s
+}
+
+/// `trace all`: the tree of the paths the flood took. The origin and its
+/// direct neighbours stand at the top level, everything reached through a
+/// neighbour under it, siblings by name.
+pub fn trace_tree(o: &Outcome) -> String {
+    let mut names: HashMap<NodeId, String> = HashMap::new();
+    let mut parent: HashMap<NodeId, NodeId> = HashMap::new();
+    for r in &o.answers {
+        names.insert(r.answer.id, r.answer.name.clone());
+        let n = r.path.len();
+        if n >= 2 {
+            parent.insert(r.answer.id, r.path[n - 2].id);
+        }
+    }
+    let mut children: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
+    let mut top: Vec<NodeId> = Vec::new();
+    for r in &o.answers {
+        let id = r.answer.id;
+        match parent.get(&id) {
+            Some(p) if *p != o.origin && names.contains_key(p) => {
+                children.entry(*p).or_default().push(id)
+            }
+            _ => top.push(id),
+        }
+    }
+    let by_name = |v: &mut Vec<NodeId>| v.sort_by(|a, b| (&names[a], a).cmp(&(&names[b], b)));
+    let mut out = String::new();
+    fn walk(
+        out: &mut String,
+        ids: &[NodeId],
+        depth: usize,
+        names: &HashMap<NodeId, String>,
+        children: &mut BTreeMap<NodeId, Vec<NodeId>>,
+        sort: &dyn Fn(&mut Vec<NodeId>),
+    ) {
+        for id in ids {
+            let _ = writeln!(out, "{}|__ {}", "|   ".repeat(depth), names[id]);
+            if let Some(mut kids) = children.remove(id) {
+                sort(&mut kids);
+                walk(out, &kids, depth + 1, names, children, sort);
+            }
+        }
+    }
+    by_name(&mut top);
+    walk(&mut out, &top, 0, &names, &mut children, &by_name);
+    out
+}
+
+fn info(i: &InfoView) -> String {
+    let n = &i.node;
+    let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "name:         {}", n.name);
+    let _ = writeln!(s, "id:           {}", n.id);
+    let _ = writeln!(
+        s,
+        "kind:         {}{}",
+        n.kind,
+        if n.deadend { " (deadend)" } else { "" }
+    );
+    let _ = writeln!(s, "internal ip:  {}", na(&n.internal_ip));
+    let _ = writeln!(s, "public ip:    {}", na(&n.public_ip));
+    let _ = writeln!(s, "addresses:    {}", list(&n.addrs));
+    let _ = writeln!(s, "seen as:      {}", list(&n.seen_as));
+    let _ = writeln!(s, "port:         {}", i.port);
+    let tags: Vec<String> = n.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(s, "tags:         {}", list(&tags));
+    let _ = writeln!(s, "version:      {}", n.version);
+    let _ = writeln!(s, "os:           {}", i.os);
+    let _ = writeln!(s, "uptime:       {}", age(i.uptime_secs));
+    let _ = writeln!(s, "incarnation:  {}", i.incarnation);
+    let _ = writeln!(
+        s,
+        "peer traffic: {}",
+        if i.authenticated {
+            "authenticated"
+        } else {
+            "unauthenticated (no cluster key)"
+        }
+    );
+    let c = |k: &str| i.counts.get(k).copied().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "nodes:        {} alive, {} unreachable, {} left",
+        c("alive"),
+        c("unreachable"),
+        c("left")
+    );
+    let _ = writeln!(s, "links:        {}", i.links.len());
+    for l in &i.links {
+        let rtt = l
+            .rtt_us
+            .map_or("rtt ?".into(), |u| format!("rtt {}", ms(u as u64)));
+        let dir = if l.dialled { "dialled" } else { "accepted" };
+        let _ = writeln!(s, "  {} {} ({dir}) {rtt}", l.name, l.addr);
+    }
+    s
+}
+
+/// The whole outcome as text, and whether everything succeeded.
+pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> (String, bool) {
+    let mut ok = o.missing.is_empty();
+    let mut s = String::new();
+    for r in &o.answers {
+        if matches!(r.answer.body, Body::Error { .. }) {
+            ok = false;
+        }
+    }
+    if all && *cmd == Command::Trace {
+        s.push_str(&trace_tree(o));
+    } else if all {
+        for r in &o.answers {
+            let _ = writeln!(s, "{} responded:", r.answer.name);
+            s.push_str(&answer(r));
+            s.push('\n');
+        }
+    } else {
+        for r in &o.answers {
+            s.push_str(&answer(r));
+        }
+    }
+    for m in &o.missing {
+        let seen = if m.last_seen_secs == 0 {
+            "alive when asked".to_string()
+        } else {
+            format!("last seen {} seconds ago", m.last_seen_secs)
+        };
+        let _ = writeln!(s, "no answer from {} ({seen})", m.name);
+    }
+    (s, ok)
+}

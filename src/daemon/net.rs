@@ -1,0 +1,193 @@
+//! Peer connections: one reader task and one writer task per link, and
+//! dialling. No protocol decisions: frames go to the driver as they come.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::Input;
+use crate::engine::{LinkId, LinkInfo};
+use crate::wire::{self, peer::PeerMsg};
+
+/// Frames queued for one link before the peer counts as stuck and is
+/// dropped: a second or more of any burst a healthy peer would drain.
+pub const LINK_QUEUE: usize = 4096;
+
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the driver tells a link's writer.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Send this message.
+    Msg(PeerMsg),
+    /// Flush and close.
+    Close,
+}
+
+/// The driver's handle on a running link.
+pub struct LinkHandle {
+    /// Queue to the writer.
+    pub tx: mpsc::Sender<Outgoing>,
+    /// Stops the reader when the engine closes the link.
+    pub reader: tokio::task::AbortHandle,
+}
+
+/// Starts the tasks of a new connection and tells the driver about it.
+///
+/// `permit`, if any, is held as long as the link reads: it bounds the number
+/// of accepted connections.
+pub async fn start_link(
+    stream: TcpStream,
+    link: LinkId,
+    dialled: Option<String>,
+    inputs: mpsc::Sender<Input>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let _ = stream.set_nodelay(true);
+    let remote = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+    let writer = tokio::spawn(write_loop(wr, rx));
+    let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permit));
+    let handle = LinkHandle {
+        tx,
+        reader: reader.abort_handle(),
+    };
+    let info = LinkInfo { dialled, remote };
+    if inputs
+        .send(Input::LinkUp { link, info, handle })
+        .await
+        .is_err()
+    {
+        reader.abort();
+        writer.abort();
+    }
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    link: LinkId,
+    inputs: mpsc::Sender<Input>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let reason = loop {
+        match wire::decode::<PeerMsg>(&buf) {
+            Ok(Some((msg, used))) => {
+                buf.drain(..used);
+                if inputs.send(Input::Frame { link, msg }).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                let _ = inputs.send(Input::BadFrame { link, err }).await;
+                return;
+            }
+        }
+        // Read no more than the frame in progress needs (bounded by the
+        // frame limit), so a peer cannot make us buffer without end.
+        let want = match wire::frame_len(&buf) {
+            Ok(Some(n)) => (wire::HEADER + n).saturating_sub(buf.len()).min(READ_CHUNK),
+            _ => READ_CHUNK,
+        };
+        let start = buf.len();
+        buf.resize(start + want.max(1), 0);
+        match rd.read(&mut buf[start..]).await {
+            Ok(0) => {
+                buf.truncate(start);
+                break if buf.is_empty() {
+                    "closed by peer".to_string()
+                } else {
+                    "closed by peer mid-frame".to_string()
+                };
+            }
+            Ok(n) => buf.truncate(start + n),
+            Err(e) => break format!("read error: {e}"),
+        }
+    };
+    let _ = inputs.send(Input::LinkDown { link, reason }).await;
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Outgoing::Msg(msg) => {
+                let Ok(bytes) = wire::encode(&msg) else {
+                    tracing::error!("a message too large to send was dropped");
+                    continue;
+                };
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            Outgoing::Close => break,
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Dials `addr` (`host:port`, `gateway:port`) and starts the link, or
+/// reports the failure.
+///
+/// With a specific `local` address, the connection leaves from it, so the
+/// peer sees this node at the address it listens on.
+pub async fn dial(
+    addr: String,
+    local: Option<std::net::IpAddr>,
+    link: LinkId,
+    inputs: mpsc::Sender<Input>,
+) {
+    match connect(&addr, local).await {
+        Ok(stream) => start_link(stream, link, Some(addr), inputs, None).await,
+        Err(err) => {
+            let _ = inputs.send(Input::DialFailed { addr, err }).await;
+        }
+    }
+}
+
+async fn connect(addr: &str, local: Option<std::net::IpAddr>) -> Result<TcpStream, String> {
+    let (host, port) = crate::engine::table::split_addr(addr);
+    let port = port.unwrap_or(crate::DEFAULT_PORT);
+    let targets: Vec<SocketAddr> = if host == "gateway" {
+        let gw = crate::sys::gateway().ok_or("no default gateway in /proc/net/route")?;
+        vec![SocketAddr::from((gw, port))]
+    } else {
+        tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect()
+    };
+    let mut last = format!("no address for {host}");
+    for t in targets {
+        let attempt = async {
+            let sock = if t.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            if let Some(ip) = local.filter(|ip| ip.is_ipv4() == t.is_ipv4()) {
+                sock.bind(SocketAddr::new(ip, 0))?;
+            }
+            sock.connect(t).await
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
+        }
+    }
+    Err(last)
+}

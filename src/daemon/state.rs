@@ -1,0 +1,208 @@
+//! The state dir: the node's identity, the snapshot of its table, the lock
+//! that keeps a second daemon out, and the control socket's home.
+//!
+//! Every write is atomic (temp file, fsync, rename). A corrupt file is moved
+//! aside with a warning. A dir that cannot be written degrades to
+//! memory-only with a warning: an ephemeral container still runs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::engine::Snapshot;
+use crate::wire::peer::NodeId;
+
+/// The default state dir: `/var/lib/daust` for root, else
+/// `$XDG_STATE_HOME/daust` or `~/.local/state/daust`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DAUST_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if crate::sys::uid() == 0 {
+        return PathBuf::from("/var/lib/daust");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(x).join("daust");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/daust"),
+        None => PathBuf::from("/tmp/daust"),
+    }
+}
+
+/// The control socket inside a state dir.
+pub fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("daustd.sock")
+}
+
+/// An open state dir.
+pub struct StateDir {
+    /// Its path.
+    pub path: PathBuf,
+    /// False once a write failed: the daemon runs memory-only.
+    pub writable: bool,
+    _lock: Option<File>,
+}
+
+/// Why the state dir cannot be used at all.
+#[derive(Debug)]
+pub enum StateError {
+    /// Another daemon holds the lock.
+    AlreadyRunning(PathBuf),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::AlreadyRunning(p) => {
+                write!(f, "daustd is already running (state dir {})", p.display())
+            }
+        }
+    }
+}
+
+impl StateDir {
+    /// Opens (creating, mode 0700) the state dir and takes its lock.
+    pub fn open(path: &Path) -> Result<StateDir, StateError> {
+        let created = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path);
+        if let Err(e) = &created {
+            tracing::warn!(dir = %path.display(), "state dir cannot be created ({e}); running memory-only");
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join("daustd.lock"));
+        let lock = match lock {
+            Ok(f) => match f.try_lock() {
+                Ok(()) => Some(f),
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(StateError::AlreadyRunning(path.to_path_buf()))
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    tracing::warn!(dir = %path.display(), "cannot lock the state dir ({e})");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), "cannot lock the state dir ({e}); running memory-only");
+                None
+            }
+        };
+        let writable = lock.is_some() && probe_writable(path);
+        if lock.is_some() && !writable {
+            tracing::warn!(dir = %path.display(), "state dir is not writable: running memory-only, nothing survives a restart");
+        }
+        Ok(StateDir {
+            path: path.to_path_buf(),
+            writable,
+            _lock: lock,
+        })
+    }
+
+    /// Whether another daemon holds the lock of `path` right now.
+    pub fn is_locked(path: &Path) -> bool {
+        match File::open(path.join("daustd.lock")) {
+            Ok(f) => matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
+    /// Writes `daustd.pid`, for scripts and service managers.
+    pub fn write_pid(&mut self) {
+        self.write("daustd.pid", format!("{}\n", std::process::id()).as_bytes());
+    }
+
+    /// The node id kept in `ident`, created on first start.
+    pub fn ident(&mut self) -> NodeId {
+        let file = self.path.join("ident");
+        match fs::read_to_string(&file) {
+            Ok(s) => match s.trim().parse::<NodeId>() {
+                Ok(id) => return id,
+                Err(e) => {
+                    tracing::warn!("corrupt ident file: {e}");
+                    self.move_aside(&file);
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %file.display(), "cannot read ident: {e}"),
+        }
+        let id = NodeId(crate::sys::random_u128());
+        self.write("ident", format!("{id}\n").as_bytes());
+        id
+    }
+
+    /// The snapshot of the last run, if there is a readable one.
+    pub fn load_snapshot(&mut self) -> Option<Snapshot> {
+        let file = self.path.join("snapshot.json");
+        let bytes = match fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "cannot read the snapshot: {e}");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "corrupt snapshot ({e}); starting with an empty table");
+                self.move_aside(&file);
+                None
+            }
+        }
+    }
+
+    /// Writes the snapshot atomically.
+    pub fn save_snapshot(&mut self, snap: &Snapshot) {
+        match serde_json::to_vec(snap) {
+            Ok(b) => self.write("snapshot.json", &b),
+            Err(e) => tracing::warn!("cannot encode the snapshot: {e}"),
+        }
+    }
+
+    /// Writes `name` atomically; the first failure turns on memory-only.
+    fn write(&mut self, name: &str, data: &[u8]) {
+        if !self.writable {
+            return;
+        }
+        if let Err(e) = write_atomic(&self.path.join(name), data) {
+            tracing::warn!(dir = %self.path.display(), "cannot write {name} ({e}); running memory-only from now on");
+            self.writable = false;
+        }
+    }
+
+    fn move_aside(&self, file: &Path) {
+        let mut aside = file.as_os_str().to_owned();
+        aside.push(".corrupt");
+        if let Err(e) = fs::rename(file, &aside) {
+            tracing::warn!(file = %file.display(), "cannot move the corrupt file aside: {e}");
+        }
+    }
+}
+
+fn probe_writable(dir: &Path) -> bool {
+    write_atomic(&dir.join(".probe"), b"").is_ok() && fs::remove_file(dir.join(".probe")).is_ok()
+}
+
+/// Temp file, fsync, rename, fsync of the dir.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
