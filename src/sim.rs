@@ -239,7 +239,7 @@ impl Sim {
 
     /// Kills node `i`: the process dies and its sockets close.
     pub fn crash(&mut self, i: usize) {
-        self.nodes[i].engine = None;
+        self.nodes[i].snapshot = self.nodes[i].engine.take().map(|e| e.snapshot());
         self.nodes[i].frozen = false;
         self.close_all(i);
     }
@@ -498,10 +498,12 @@ impl Sim {
             Action::Reply { token, reply } => {
                 self.replies.entry((i, token)).or_default().push(reply)
             }
-            Action::Persist(s) => self.nodes[i].snapshot = Some(s),
+            // Snapshots are taken when a node crashes or exits: as if every
+            // write asked for had landed.
+            Action::Persist => {}
             Action::StatusChanged { .. } => {}
             Action::Exit => {
-                self.nodes[i].engine = None;
+                self.nodes[i].snapshot = self.nodes[i].engine.take().map(|e| e.snapshot());
                 self.close_all(i);
             }
         }

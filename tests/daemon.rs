@@ -303,7 +303,7 @@ fn bad_input_closes_the_link_and_nothing_else() {
         assert!(a.ok(&["remote", "h2", "ping"]).starts_with("pong from h2"));
     }
     // A well-formed hello from a stranger is fine: it joins.
-    let mut s = raw("127.0.3.2", &frame(hello(1).as_bytes()));
+    let s = raw("127.0.3.2", &frame(hello(1).as_bytes()));
     s.set_read_timeout(Some(Duration::from_millis(100))).ok();
     assert!(wait_for(DEADLINE, || a.statuses().contains_key("evil")));
     drop(s);

@@ -32,7 +32,7 @@ fn hierarchy(sim: &mut Sim, extra: usize) -> Shape {
         hv: Vec::new(),
         parent: Vec::new(),
     };
-    let mut add = |sim: &mut Sim, shape: &mut Shape, cfg: Config, parent: Option<usize>| {
+    let add = |sim: &mut Sim, shape: &mut Shape, cfg: Config, parent: Option<usize>| {
         let keys: Vec<usize> = parent.into_iter().collect();
         let i = sim.add_node(cfg, &keys);
         shape.parent.push(parent);

@@ -576,8 +576,8 @@ async fn run(s: Settings) -> Result<(), String> {
                             clients.remove(&token);
                         }
                     }
-                    Action::Persist(snap) => {
-                        let _ = snap_tx.send(Some(snap));
+                    Action::Persist => {
+                        let _ = snap_tx.send(Some(engine.snapshot()));
                     }
                     Action::StatusChanged { .. } => {}
                     Action::Exit => exiting = true,

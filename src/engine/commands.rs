@@ -292,7 +292,7 @@ impl Engine {
                 r.path.push(self.hop(Some(link)));
                 self.actions.push(Action::Send {
                     link,
-                    msg: PeerMsg::Cmd(r),
+                    msg: PeerMsg::Cmd(Box::new(r)),
                 });
             }
             None => {
@@ -334,7 +334,7 @@ impl Engine {
             copy.path.push(self.hop(Some(link)));
             self.actions.push(Action::Send {
                 link,
-                msg: PeerMsg::Cmd(copy),
+                msg: PeerMsg::Cmd(Box::new(copy)),
             });
         }
     }
@@ -354,6 +354,7 @@ impl Engine {
 
     /// A routed command arrived on `link`.
     pub(super) fn on_cmd(&mut self, link: LinkId, r: Routed) {
+        self.refresh_routes();
         match r.dest {
             Dest::Node(id) if id == self.me => {
                 let mut path = r.path;
@@ -396,6 +397,7 @@ impl Engine {
 
     /// An answer arrived: ours, or one to pass on towards its origin.
     pub(super) fn on_resp(&mut self, r: RoutedReply) {
+        self.refresh_routes();
         if r.to == self.me {
             return self.on_answer(r.mid, r.answer, r.path);
         }
@@ -419,7 +421,7 @@ impl Engine {
                 r.ttl -= 1;
                 self.actions.push(Action::Send {
                     link,
-                    msg: PeerMsg::Resp(r),
+                    msg: PeerMsg::Resp(Box::new(r)),
                 });
             }
             None => tracing::debug!(to = %r.to.short(), "no route for an answer; dropped"),

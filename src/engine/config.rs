@@ -17,6 +17,9 @@ pub struct Config {
     /// Debounce before re-announcing after a change, ms: batches bursts
     /// (several links coming up at once) into one flood. Default 50.
     pub announce_debounce_ms: u64,
+    /// Debounce before recomputing routes after the graph changed, ms: a
+    /// flood of announcements costs one recomputation. Default 5.
+    pub route_debounce_ms: u64,
     /// Safety-net re-announcement, ms, as OSPF does. Default 30 minutes.
     pub refresh_ms: u64,
     /// Debounce before writing the snapshot after a change, ms. Default 250:
@@ -45,6 +48,7 @@ impl Default for Config {
             deadend: false,
             authenticated: false,
             announce_debounce_ms: 50,
+            route_debounce_ms: 5,
             refresh_ms: 30 * 60 * 1000,
             persist_debounce_ms: 250,
             handshake_timeout_ms: 5000,

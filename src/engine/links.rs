@@ -141,7 +141,7 @@ impl Engine {
         };
         self.actions.push(Action::Send {
             link,
-            msg: PeerMsg::Hello(hello),
+            msg: PeerMsg::Hello(Box::new(hello)),
         });
     }
 
@@ -188,7 +188,7 @@ impl Engine {
         l.last_rx_ms = ms;
         let established = l.peer.is_some();
         match msg {
-            PeerMsg::Hello(h) if !established => self.on_hello(link, h),
+            PeerMsg::Hello(h) if !established => self.on_hello(link, *h),
             PeerMsg::Refuse { reason } => {
                 let reason = format!("refused by peer: {reason}");
                 tracing::warn!(peer = %self.describe(link), "{reason}");
@@ -221,16 +221,15 @@ impl Engine {
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
             PeerMsg::Na(na) => {
                 if self.links.get(&link).is_some_and(|l| l.active) {
-                    self.on_na(link, na)
+                    self.on_na(link, *na)
                 }
             }
             PeerMsg::Forget { id, version } => {
                 self.forget(id, version, Some(link));
             }
-            PeerMsg::Cmd(r) => self.on_cmd(link, r),
-            PeerMsg::Resp(r) => self.on_resp(r),
+            PeerMsg::Cmd(r) => self.on_cmd(link, *r),
+            PeerMsg::Resp(r) => self.on_resp(*r),
         }
-        self.refresh_routes();
     }
 
     fn on_hello(&mut self, link: LinkId, h: Hello) {
@@ -313,7 +312,7 @@ impl Engine {
         }
         self.on_na(link, h.na);
         self.send_digest(link);
-        self.routes_dirty = true;
+        self.dirty_routes();
         self.schedule_announce();
         if let Some(addr) = dialled {
             self.dial_resolved(&addr, Ok(h.id));
@@ -378,7 +377,7 @@ impl Engine {
             if let Some(e) = self.table.entries.get(&id) {
                 self.actions.push(Action::Send {
                     link,
-                    msg: PeerMsg::Na(e.na.clone()),
+                    msg: PeerMsg::Na(Box::new(e.na.clone())),
                 });
             }
         }
@@ -402,7 +401,7 @@ impl Engine {
         };
         if l.active {
             tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link down: {reason}");
-            self.routes_dirty = true;
+            self.dirty_routes();
             self.schedule_announce();
         } else if l.peer.is_none() {
             tracing::info!(peer = %l.remote, "connection closed before handshake: {reason}");

@@ -80,8 +80,8 @@ pub enum Action {
         /// The frame.
         reply: Reply,
     },
-    /// Write the snapshot to the state dir.
-    Persist(Snapshot),
+    /// Write [`Engine::snapshot`] to the state dir.
+    Persist,
     /// A status changed (for logs, events and views).
     StatusChanged {
         /// The node.
@@ -149,7 +149,8 @@ pub struct Engine {
     forgotten: HashMap<NodeId, Version>,
     rng: Rng,
     announce_at: Option<u64>,
-    routes_dirty: bool,
+    /// Recompute routes at this time, ms (debounced after a change).
+    routes_at: Option<u64>,
     persist_at: Option<u64>,
     refresh_at: u64,
     housekeep_at: u64,
@@ -210,7 +211,7 @@ impl Engine {
             forgotten: HashMap::new(),
             rng: Rng::new(seed),
             announce_at: None,
-            routes_dirty: true,
+            routes_at: Some(0),
             persist_at: None,
             stopping: None,
             actions: Vec::new(),
@@ -268,7 +269,9 @@ impl Engine {
         if self.announce_at.is_some_and(|t| ms >= t) || ms >= self.refresh_at {
             self.announce();
         }
-        self.refresh_routes();
+        if self.routes_at.is_some_and(|t| ms >= t) {
+            self.refresh_routes();
+        }
         self.pending_timers(ms);
         if ms >= self.housekeep_at {
             self.housekeep_at = ms + 10_000;
@@ -290,7 +293,7 @@ impl Engine {
         };
         consider(self.announce_at);
         consider(self.persist_at);
-        consider(self.routes_dirty.then_some(self.now.ms()));
+        consider(self.routes_at);
         for l in self.links.values() {
             consider(Some(l.next_deadline(&self.cfg)));
         }
@@ -355,8 +358,8 @@ impl Engine {
         self.version.seq += 1;
         let na = self.own_na();
         self.table.offer(na.clone(), self.now.wall_ms);
-        self.routes_dirty = true;
-        self.flood(None, PeerMsg::Na(na), true);
+        self.dirty_routes();
+        self.flood(None, PeerMsg::Na(Box::new(na)), true);
         self.schedule_persist();
     }
 
@@ -399,18 +402,25 @@ impl Engine {
         }
         if self.table.offer(na.clone(), self.now.wall_ms) {
             self.forgotten.remove(&na.id);
-            self.routes_dirty = true;
+            self.dirty_routes();
             self.schedule_persist();
-            self.flood(Some(link), PeerMsg::Na(na), false);
+            self.flood(Some(link), PeerMsg::Na(Box::new(na)), false);
+        }
+    }
+
+    /// The graph changed: recompute routes after the debounce, or sooner
+    /// when something needs them.
+    fn dirty_routes(&mut self) {
+        if self.routes_at.is_none() {
+            self.routes_at = Some(self.now.ms() + self.cfg.route_debounce_ms);
         }
     }
 
     /// Recomputes routes if anything changed, and reports status changes.
     fn refresh_routes(&mut self) {
-        if !self.routes_dirty {
+        if self.routes_at.take().is_none() {
             return;
         }
-        self.routes_dirty = false;
         let peers: Vec<NodeId> = self
             .links
             .values()
@@ -446,9 +456,15 @@ impl Engine {
         }
     }
 
-    /// Writes the snapshot now.
+    /// Asks for the snapshot to be written now.
     fn persist(&mut self) {
         self.persist_at = None;
+        self.actions.push(Action::Persist);
+    }
+
+    /// What survives a restart, as it stands: written by the caller when
+    /// the engine asks with [`Action::Persist`].
+    pub fn snapshot(&self) -> Snapshot {
         let mut nodes: Vec<SnapNode> = self
             .table
             .entries
@@ -468,12 +484,12 @@ impl Engine {
             .filter(|(_, d)| d.persistent)
             .map(|(a, _)| a.clone())
             .collect();
-        self.actions.push(Action::Persist(Snapshot {
+        Snapshot {
             saved_ms: self.now.wall_ms,
             incarnation: self.version.inc,
             nodes,
             peers,
-        }));
+        }
     }
 
     /// Drops nodes unreachable or gone for longer than `forget_after`.
@@ -514,7 +530,7 @@ impl Engine {
             self.table.entries.remove(&id);
         }
         self.forgotten.insert(id, version);
-        self.routes_dirty = true;
+        self.dirty_routes();
         self.schedule_persist();
         self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
         true

@@ -1,7 +1,7 @@
 //! The node table (link-state database) and what is computed from it: the
 //! graph, the shortest-path tree, next hops, statuses and last-seen times.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::wire::ctl::{NodeView, Status};
 use crate::wire::peer::{Announcement, NodeId, Version};
@@ -84,11 +84,6 @@ impl Table {
     /// Deadend and departed nodes are leaves: nothing is routed through them.
     /// Returns the status changes.
     pub fn recompute(&mut self, me: NodeId, my_links: &[NodeId], now_ms: u64) -> Vec<Change> {
-        let lists: HashMap<NodeId, HashSet<NodeId>> = self
-            .entries
-            .iter()
-            .map(|(id, e)| (*id, e.na.neighbors.iter().map(|n| n.id).collect()))
-            .collect();
         let mut found: HashMap<NodeId, (u32, Option<NodeId>, NodeId)> = HashMap::new();
         let mut queue = VecDeque::new();
         found.insert(me, (0, None, me));
@@ -115,7 +110,10 @@ impl Table {
                 if found.contains_key(&n) || !self.entries.contains_key(&n) {
                     continue;
                 }
-                let agrees = lists.get(&n).is_some_and(|l| l.contains(&x));
+                let agrees = self
+                    .entries
+                    .get(&n)
+                    .is_some_and(|e| e.na.neighbors.iter().any(|m| m.id == x));
                 if agrees {
                     found.insert(n, (hops + 1, Some(x), first_hop));
                     queue.push_back(n);
@@ -248,7 +246,7 @@ impl Table {
         }
         let (ip, port) = split_addr(word);
         let port_ok = |e: &Entry| port.is_none_or(|p| p == e.na.record.port);
-        let tiers: [&dyn Fn(&Entry) -> Vec<String>; 3] = [
+        let tiers: [&AddrsOf; 3] = [
             &|e| {
                 e.na.record
                     .internal_ip
@@ -296,6 +294,9 @@ impl Table {
         m
     }
 }
+
+/// Which addresses of a node one tier of [`Table::resolve`] looks at.
+type AddrsOf = dyn Fn(&Entry) -> Vec<String>;
 
 /// Splits `ip:port`, `[v6]:port` or a bare address into address and port.
 pub fn split_addr(s: &str) -> (&str, Option<u16>) {

@@ -229,7 +229,7 @@ pub struct RoutedReply {
 #[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PeerMsg {
     /// Handshake, see [`Hello`].
-    Hello(Hello),
+    Hello(Box<Hello>),
     /// Refusal of the handshake (version mismatch, ...); the link closes.
     Refuse {
         /// Why, for the other side's log.
@@ -256,7 +256,7 @@ pub enum PeerMsg {
         done: bool,
     },
     /// A node announcement, flooded.
-    Na(Announcement),
+    Na(Box<Announcement>),
     /// Drop a node from every table, flooded.
     Forget {
         /// The node.
@@ -265,7 +265,7 @@ pub enum PeerMsg {
         version: Version,
     },
     /// A routed command.
-    Cmd(Routed),
+    Cmd(Box<Routed>),
     /// An answer to a routed command.
-    Resp(RoutedReply),
+    Resp(Box<RoutedReply>),
 }
