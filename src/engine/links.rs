@@ -211,6 +211,11 @@ impl Engine {
                 if let Some(l) = self.links.get_mut(&link) {
                     if let Some((seq, sent)) = l.ping_out {
                         if seq == s {
+                            if l.rtt_us.is_none() {
+                                // First measurement: pass it on at once, so the
+                                // other end knows the RTT too.
+                                l.next_ping_ms = Some(ms);
+                            }
                             l.rtt_us =
                                 Some(now.mono_us.saturating_sub(sent).min(u32::MAX as u64) as u32);
                             l.ping_out = None;
