@@ -501,7 +501,7 @@ impl Sim {
             // Snapshots are taken when a node crashes or exits: as if every
             // write asked for had landed.
             Action::Persist => {}
-            Action::StatusChanged { .. } => {}
+            Action::StatusChanged { .. } | Action::NodeChanged(_) | Action::NodeRemoved(_) => {}
             Action::Exit => {
                 self.nodes[i].snapshot = self.nodes[i].engine.take().map(|e| e.snapshot());
                 self.close_all(i);

@@ -211,7 +211,10 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
             eprintln!("daust: {message}");
             ExitCode::from(code.max(1))
         }
-        Reply::Progress { .. } => ExitCode::FAILURE,
+        Reply::Progress { .. } | Reply::Table { .. } | Reply::Changed { .. } => {
+            eprintln!("daust: unexpected reply from the daemon");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -502,6 +502,8 @@ async fn run(s: Settings) -> Result<(), String> {
 
     let mut links: std::collections::HashMap<LinkId, LinkHandle> = Default::default();
     let mut clients: std::collections::HashMap<Token, mpsc::Sender<Reply>> = Default::default();
+    // `daust top` and other watchers: every change goes to each of them.
+    let mut watchers: std::collections::HashMap<Token, mpsc::Sender<Reply>> = Default::default();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -546,6 +548,8 @@ async fn run(s: Settings) -> Result<(), String> {
                 break;
             }
             let mut stuck = Vec::new();
+            let mut changed = std::collections::BTreeSet::new();
+            let mut removed = Vec::new();
             for a in actions {
                 match a {
                     Action::Send { link, msg } => {
@@ -567,6 +571,16 @@ async fn run(s: Settings) -> Result<(), String> {
                         let local = (!s.bind.ip().is_unspecified()).then_some(s.bind.ip());
                         tasks.spawn(net::dial(addr, local, link, tx.clone()));
                     }
+                    Action::Reply {
+                        token,
+                        reply: reply @ Reply::Table { .. },
+                    } => {
+                        if let Some(c) = clients.remove(&token) {
+                            if c.try_send(reply).is_ok() {
+                                watchers.insert(token, c);
+                            }
+                        }
+                    }
                     Action::Reply { token, reply } => {
                         let last = matches!(reply, Reply::Done(_) | Reply::Error { .. });
                         if let Some(c) = clients.get(&token) {
@@ -580,8 +594,22 @@ async fn run(s: Settings) -> Result<(), String> {
                         let _ = snap_tx.send(Some(engine.snapshot()));
                     }
                     Action::StatusChanged { .. } => {}
+                    Action::NodeChanged(id) => {
+                        changed.insert(id);
+                    }
+                    Action::NodeRemoved(id) => {
+                        changed.remove(&id);
+                        removed.push(id);
+                    }
                     Action::Exit => exiting = true,
                 }
+            }
+            if !watchers.is_empty() && !(changed.is_empty() && removed.is_empty()) {
+                let nodes = changed.iter().filter_map(|id| engine.view(id)).collect();
+                let reply = Reply::Changed { nodes, removed };
+                // A watcher that cannot keep up is dropped; it reconnects and
+                // starts again from the whole table.
+                watchers.retain(|_, w| w.try_send(reply.clone()).is_ok());
             }
             for link in stuck {
                 if let Some(h) = links.remove(&link) {
@@ -604,6 +632,7 @@ async fn run(s: Settings) -> Result<(), String> {
         let _ = h.tx.try_send(Outgoing::Close);
     }
     drop(clients);
+    drop(watchers);
     drop(snap_tx);
     let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
         let _ = persister.await;

@@ -87,6 +87,19 @@ impl Engine {
         self.now = now;
         self.refresh_routes();
         match req.target.clone() {
+            _ if req.cmd == Command::Watch && req.target != Target::Local => {
+                self.error(token, "watch is for the local daemon only".into(), 2);
+            }
+            Target::Local if req.cmd == Command::Watch => {
+                let info = Box::new(self.info());
+                let nodes = self.views();
+                let reply = Reply::Table {
+                    me: self.me,
+                    nodes,
+                    info,
+                };
+                self.actions.push(Action::Reply { token, reply });
+            }
             Target::Local => {
                 let mid = self.start(token, &req, [self.me].into(), false);
                 self.run_local(mid, req.cmd, false);
@@ -598,6 +611,12 @@ impl Engine {
                 let body = self.forget_by_word(&node);
                 self.deliver(to, body);
             }
+            Command::Watch => self.deliver(
+                to,
+                Body::Error {
+                    message: "watch is for the local daemon only".into(),
+                },
+            ),
         }
     }
 
@@ -629,7 +648,8 @@ impl Engine {
         Body::Forgot { id, name }
     }
 
-    fn info(&self) -> InfoView {
+    /// What `info` says about this node.
+    pub fn info(&self) -> InfoView {
         let node = match self.table.entries.get(&self.me) {
             Some(e) => self.table.view(e, self.now.wall_ms),
             None => unreachable_own_entry(),
@@ -734,6 +754,9 @@ fn unreachable_own_entry() -> crate::wire::ctl::NodeView {
         last_seen_ms: 0,
         parent: None,
         hops: None,
+        rtt_us: None,
+        started_ms: 0,
+        os: String::new(),
         tags: Default::default(),
         version: String::new(),
         deadend: false,

@@ -91,6 +91,10 @@ pub enum Action {
         /// New status.
         status: Status,
     },
+    /// A node's entry changed (announcement, status or place in the tree).
+    NodeChanged(NodeId),
+    /// A node was dropped from the table.
+    NodeRemoved(NodeId),
     /// Flush every link and exit: the node has left.
     Exit,
 }
@@ -246,6 +250,19 @@ impl Engine {
         self.stopping.is_some()
     }
 
+    /// One node as the table shows it now.
+    pub fn view(&self, id: &NodeId) -> Option<crate::wire::ctl::NodeView> {
+        self.table
+            .entries
+            .get(id)
+            .map(|e| self.table.view(e, self.now.wall_ms))
+    }
+
+    /// The whole table, this node first, then by name.
+    pub fn views(&self) -> Vec<crate::wire::ctl::NodeView> {
+        self.table.views(self.me, self.now.wall_ms)
+    }
+
     /// Takes the actions produced so far.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
@@ -358,6 +375,7 @@ impl Engine {
         self.version.seq += 1;
         let na = self.own_na();
         self.table.offer(na.clone(), self.now.wall_ms);
+        self.actions.push(Action::NodeChanged(self.me));
         self.dirty_routes();
         self.flood(None, PeerMsg::Na(Box::new(na)), true);
         self.schedule_persist();
@@ -402,6 +420,7 @@ impl Engine {
         }
         if self.table.offer(na.clone(), self.now.wall_ms) {
             self.forgotten.remove(&na.id);
+            self.actions.push(Action::NodeChanged(na.id));
             self.dirty_routes();
             self.schedule_persist();
             self.flood(Some(link), PeerMsg::Na(Box::new(na)), false);
@@ -421,13 +440,13 @@ impl Engine {
         if self.routes_at.take().is_none() {
             return;
         }
-        let peers: Vec<NodeId> = self
+        let peers: Vec<(NodeId, Option<u32>)> = self
             .links
             .values()
             .filter(|l| l.active)
-            .filter_map(|l| l.peer)
+            .filter_map(|l| Some((l.peer?, l.rtt_us)))
             .collect();
-        let changes = self.table.recompute(self.me, &peers, self.now.wall_ms);
+        let (changes, moved) = self.table.recompute(self.me, &peers, self.now.wall_ms);
         for c in changes {
             let name = self
                 .table
@@ -445,7 +464,11 @@ impl Engine {
                 name,
                 status: c.to,
             });
+            self.actions.push(Action::NodeChanged(c.id));
             self.schedule_persist();
+        }
+        for id in moved {
+            self.actions.push(Action::NodeChanged(id));
         }
         self.check_stop();
     }
@@ -510,6 +533,7 @@ impl Engine {
             .collect();
         for id in old {
             if let Some(e) = self.table.entries.remove(&id) {
+                self.actions.push(Action::NodeRemoved(id));
                 tracing::info!(node = %e.na.record.name, "forgotten after {} s unseen", (now - e.last_seen_ms) / 1000);
                 self.forgotten.insert(id, e.na.version);
                 self.schedule_persist();
@@ -528,6 +552,7 @@ impl Engine {
                 return false;
             }
             self.table.entries.remove(&id);
+            self.actions.push(Action::NodeRemoved(id));
         }
         self.forgotten.insert(id, version);
         self.dirty_routes();

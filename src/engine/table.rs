@@ -21,6 +21,8 @@ pub struct Entry {
     pub hops: Option<u32>,
     /// First hop towards it while reachable.
     pub next_hop: Option<NodeId>,
+    /// Round trip along the tree, µs, while reachable and measured.
+    pub rtt_us: Option<u32>,
 }
 
 /// A status change found by [`Table::recompute`].
@@ -71,6 +73,7 @@ impl Table {
                         parent: None,
                         hops: None,
                         next_hop: None,
+                        rtt_us: None,
                     },
                 );
                 true
@@ -79,20 +82,29 @@ impl Table {
     }
 
     /// Recomputes reachability by breadth-first search from `me` over edges
-    /// that both ends agree on. `my_links` are this node's live neighbours,
-    /// which count as edges on their own: a live link is proof enough.
-    /// Deadend and departed nodes are leaves: nothing is routed through them.
-    /// Returns the status changes.
-    pub fn recompute(&mut self, me: NodeId, my_links: &[NodeId], now_ms: u64) -> Vec<Change> {
+    /// that both ends agree on. `my_links` are this node's live neighbours
+    /// with their RTT, which count as edges on their own: a live link is
+    /// proof enough. Deadend and departed nodes are leaves: nothing is
+    /// routed through them. Returns the status changes, and the nodes whose
+    /// place in the tree changed.
+    pub fn recompute(
+        &mut self,
+        me: NodeId,
+        my_links: &[(NodeId, Option<u32>)],
+        now_ms: u64,
+    ) -> (Vec<Change>, Vec<NodeId>) {
         let mut found: HashMap<NodeId, (u32, Option<NodeId>, NodeId)> = HashMap::new();
+        let mut rtt: HashMap<NodeId, Option<u32>> = HashMap::new();
         let mut queue = VecDeque::new();
         found.insert(me, (0, None, me));
-        let mut first: Vec<NodeId> = my_links.to_vec();
+        rtt.insert(me, Some(0));
+        let mut first: Vec<(NodeId, Option<u32>)> = my_links.to_vec();
         first.sort();
-        first.dedup();
-        for n in first {
+        first.dedup_by_key(|(n, _)| *n);
+        for (n, r) in first {
             if n != me && self.entries.contains_key(&n) && !found.contains_key(&n) {
                 found.insert(n, (1, Some(me), n));
+                rtt.insert(n, r);
                 queue.push_back(n);
             }
         }
@@ -116,13 +128,29 @@ impl Table {
                     .is_some_and(|e| e.na.neighbors.iter().any(|m| m.id == x));
                 if agrees {
                     found.insert(n, (hops + 1, Some(x), first_hop));
+                    let link = ex
+                        .na
+                        .neighbors
+                        .iter()
+                        .find(|m| m.id == n)
+                        .and_then(|m| m.rtt_us);
+                    let sum = rtt
+                        .get(&x)
+                        .copied()
+                        .flatten()
+                        .zip(link)
+                        .map(|(a, b)| a.saturating_add(b));
+                    rtt.insert(n, sum);
                     queue.push_back(n);
                 }
             }
         }
         let mut changes = Vec::new();
+        let mut moved = Vec::new();
         for (id, e) in self.entries.iter_mut() {
             let before = e.status;
+            let place = (e.parent, e.hops);
+            e.rtt_us = rtt.get(id).copied().flatten();
             match found.get(id) {
                 Some(&(hops, parent, first_hop)) => {
                     e.hops = Some(hops);
@@ -158,10 +186,13 @@ impl Table {
                     from: before,
                     to: e.status,
                 });
+            } else if (e.parent, e.hops) != place {
+                moved.push(*id);
             }
         }
         changes.sort_by_key(|c| c.id);
-        changes
+        moved.sort();
+        (changes, moved)
     }
 
     /// Ids of the nodes alive now, sorted.
@@ -220,6 +251,9 @@ impl Table {
             },
             parent: e.parent,
             hops: e.hops,
+            rtt_us: e.rtt_us,
+            started_ms: r.started_ms,
+            os: r.os.clone(),
             tags: r.tags.clone(),
             version: r.version.clone(),
             deadend: r.deadend,

@@ -42,6 +42,9 @@ pub enum Command {
         /// Name, id prefix or address of the node.
         node: String,
     },
+    /// Local only: the whole table once ([`Reply::Table`]), then every change
+    /// as it happens ([`Reply::Changed`]) until the client hangs up.
+    Watch,
 }
 
 impl Command {
@@ -55,6 +58,7 @@ impl Command {
             Command::Info => "info",
             Command::Join { .. } => "join",
             Command::Forget { .. } => "forget",
+            Command::Watch => "watch",
         }
     }
 }
@@ -97,6 +101,22 @@ pub enum Reply {
     },
     /// The result; the last frame.
     Done(Outcome),
+    /// To `watch`: the table as it stands, this node first.
+    Table {
+        /// This node's id.
+        me: NodeId,
+        /// Every node.
+        nodes: Vec<NodeView>,
+        /// What `info` says about this node.
+        info: Box<InfoView>,
+    },
+    /// To `watch`: nodes that changed since the last frame.
+    Changed {
+        /// Their new views.
+        nodes: Vec<NodeView>,
+        /// Nodes dropped from the table.
+        removed: Vec<NodeId>,
+    },
     /// The request failed as a whole; the last frame.
     Error {
         /// What went wrong, for the user.
@@ -242,6 +262,16 @@ pub struct NodeView {
     pub parent: Option<NodeId>,
     /// Hops from the answering node, while reachable.
     pub hops: Option<u32>,
+    /// Round trip from the answering node along the tree, µs, while
+    /// reachable and measured.
+    #[serde(default)]
+    pub rtt_us: Option<u32>,
+    /// When its daemon started, wall clock ms.
+    #[serde(default)]
+    pub started_ms: u64,
+    /// Its operating system.
+    #[serde(default)]
+    pub os: String,
     /// Tags.
     pub tags: BTreeMap<String, String>,
     /// daust version it runs.

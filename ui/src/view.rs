@@ -1,0 +1,644 @@
+//! The view: which rows show (tree or flat, filtered, folded, sorted), which
+//! columns fit, and drawing them.
+
+use std::collections::{HashMap, HashSet};
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+use crate::{age, App, Confirm, Mode, Node, Sort, Status};
+
+/// Rows taken by everything but the table: header, column titles, status
+/// line, footer.
+pub const CHROME_ROWS: usize = 4;
+
+/// One row of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VisibleRow {
+    /// The node's id.
+    pub id: String,
+    /// Depth in the tree (0 in the flat list).
+    pub depth: usize,
+    /// Children hidden by folding.
+    pub folded: usize,
+}
+
+fn matches(n: &Node, f: &str) -> bool {
+    if f.is_empty() {
+        return true;
+    }
+    let f = f.to_lowercase();
+    let hit = |s: &str| s.to_lowercase().contains(&f);
+    hit(&n.name)
+        || n.internal_ip.as_deref().is_some_and(hit)
+        || n.public_ip.as_deref().is_some_and(hit)
+        || n.addrs.iter().any(|a| hit(a))
+        || n.seen_as.iter().any(|a| hit(a))
+        || n.tags.iter().any(|(k, v)| hit(&format!("{k}={v}")))
+}
+
+fn order(app: &App, a: &Node, b: &Node) -> std::cmp::Ordering {
+    let o = match app.sort {
+        Sort::Name => (&a.name, &a.id).cmp(&(&b.name, &b.id)),
+        Sort::LastSeen => (
+            a.status != Status::Alive,
+            std::cmp::Reverse(a.last_seen_ms),
+            &a.name,
+        )
+            .cmp(&(
+                b.status != Status::Alive,
+                std::cmp::Reverse(b.last_seen_ms),
+                &b.name,
+            )),
+        Sort::Kind => (&a.kind, &a.name).cmp(&(&b.kind, &b.name)),
+    };
+    if app.reverse {
+        o.reverse()
+    } else {
+        o
+    }
+}
+
+/// The rows shown, in order: the tree as `trace all` draws it (this node
+/// and its neighbours at the top level, the rest under the node they are
+/// reached through, nodes not alive under their last known parent), or the
+/// flat list; filtered (a tree keeps the ancestors of matches) and folded.
+pub fn visible_rows(app: &App) -> Vec<VisibleRow> {
+    let me = app.me.as_deref();
+    let keep: HashSet<&str> = {
+        let mut k = HashSet::new();
+        for n in app.nodes.values().filter(|n| matches(n, &app.filter)) {
+            k.insert(n.id.as_str());
+            if app.tree {
+                let mut p = n.parent.as_deref();
+                let mut guard = 0;
+                while let Some(id) = p {
+                    if !k.insert(id) || guard > app.nodes.len() {
+                        break;
+                    }
+                    guard += 1;
+                    p = app.nodes.get(id).and_then(|x| x.parent.as_deref());
+                }
+            }
+        }
+        k
+    };
+    let mut nodes: Vec<&Node> = app
+        .nodes
+        .values()
+        .filter(|n| keep.contains(n.id.as_str()))
+        .collect();
+    nodes.sort_by(|a, b| order(app, a, b));
+    if !app.tree {
+        return nodes
+            .into_iter()
+            .map(|n| VisibleRow {
+                id: n.id.clone(),
+                depth: 0,
+                folded: 0,
+            })
+            .collect();
+    }
+    // Parent of each shown node, as the tree draws it.
+    let shown: HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    let mut children: HashMap<&str, Vec<&Node>> = HashMap::new();
+    let mut top: Vec<&Node> = Vec::new();
+    for n in &nodes {
+        match n.parent.as_deref() {
+            Some(p)
+                if Some(p) != me && Some(n.id.as_str()) != me && shown.contains(p) && p != n.id =>
+            {
+                children.entry(p).or_default().push(n)
+            }
+            _ => top.push(n),
+        }
+    }
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut done: HashSet<&str> = HashSet::new();
+    fn count(id: &str, children: &HashMap<&str, Vec<&Node>>, seen: &mut HashSet<String>) -> usize {
+        let Some(kids) = children.get(id) else {
+            return 0;
+        };
+        let mut n = 0;
+        for k in kids {
+            if seen.insert(k.id.clone()) {
+                n += 1 + count(&k.id, children, seen);
+            }
+        }
+        n
+    }
+    let mut stack: Vec<(&Node, usize)> = top.iter().rev().map(|n| (*n, 0)).collect();
+    while let Some((n, depth)) = stack.pop() {
+        if !done.insert(n.id.as_str()) {
+            continue;
+        }
+        let kids = children.get(n.id.as_str());
+        let folded = if app.collapsed.contains(&n.id) {
+            count(&n.id, &children, &mut HashSet::new())
+        } else {
+            if let Some(kids) = kids {
+                stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
+            }
+            0
+        };
+        out.push(VisibleRow {
+            id: n.id.clone(),
+            depth,
+            folded,
+        });
+    }
+    // Nodes caught in a cycle of stale parents still show, at the top level.
+    for n in nodes {
+        if !done.contains(n.id.as_str()) && !is_folded_away(app, n, &children) {
+            out.push(VisibleRow {
+                id: n.id.clone(),
+                depth: 0,
+                folded: 0,
+            });
+        }
+    }
+    out
+}
+
+fn is_folded_away(app: &App, n: &Node, _children: &HashMap<&str, Vec<&Node>>) -> bool {
+    let mut p = n.parent.as_deref();
+    let mut guard = 0;
+    while let Some(id) = p {
+        if app.collapsed.contains(id) {
+            return true;
+        }
+        guard += 1;
+        if guard > app.nodes.len() {
+            return false;
+        }
+        p = app.nodes.get(id).and_then(|x| x.parent.as_deref());
+    }
+    false
+}
+
+/// The columns, in the order they are dropped when the terminal is narrow
+/// (last first): name, status and last seen always stay.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Columns {
+    /// Name (with the tree).
+    Name,
+    /// Status word.
+    Status,
+    /// Last seen.
+    LastSeen,
+    /// Internal ip.
+    Internal,
+    /// Kind.
+    Kind,
+    /// RTT.
+    Rtt,
+    /// Hops.
+    Hops,
+    /// Public ip.
+    Public,
+    /// Uptime.
+    Uptime,
+    /// Tags.
+    Tags,
+}
+
+impl Columns {
+    const ALL: [Columns; 10] = [
+        Columns::Name,
+        Columns::Status,
+        Columns::LastSeen,
+        Columns::Internal,
+        Columns::Kind,
+        Columns::Rtt,
+        Columns::Hops,
+        Columns::Public,
+        Columns::Uptime,
+        Columns::Tags,
+    ];
+
+    fn title(&self) -> &'static str {
+        match self {
+            Columns::Name => "NAME",
+            Columns::Status => "STATUS",
+            Columns::LastSeen => "SEEN",
+            Columns::Internal => "INTERNAL IP",
+            Columns::Kind => "KIND",
+            Columns::Rtt => "RTT",
+            Columns::Hops => "HOPS",
+            Columns::Public => "PUBLIC IP",
+            Columns::Uptime => "UPTIME",
+            Columns::Tags => "TAGS",
+        }
+    }
+
+    fn width(&self, name_w: u16) -> u16 {
+        match self {
+            Columns::Name => name_w,
+            Columns::Status => 11,
+            Columns::LastSeen => 5,
+            Columns::Internal => 15,
+            Columns::Kind => 9,
+            Columns::Rtt => 9,
+            Columns::Hops => 4,
+            Columns::Public => 15,
+            Columns::Uptime => 6,
+            Columns::Tags => 20,
+        }
+    }
+
+    /// The columns that fit in `width` with a name column of `name_w`.
+    pub fn fitting(width: u16, name_w: u16) -> Vec<Columns> {
+        let mut cols: Vec<Columns> = Columns::ALL.to_vec();
+        let total = |c: &[Columns]| c.iter().map(|x| x.width(name_w) + 1).sum::<u16>();
+        while cols.len() > 3 && total(&cols) > width {
+            cols.pop();
+        }
+        cols
+    }
+}
+
+fn status_style(s: Status) -> Style {
+    match s {
+        Status::Alive => Style::default().fg(Color::Green),
+        Status::Unreachable => Style::default().fg(Color::Red).add_modifier(Modifier::DIM),
+        Status::Left => Style::default()
+            .fg(Color::Yellow)
+            .add_modifier(Modifier::DIM),
+    }
+}
+
+fn seen(app: &App, n: &Node) -> String {
+    match n.status {
+        Status::Alive => "0s".into(),
+        _ => age(app.now_ms.saturating_sub(n.last_seen_ms) / 1000),
+    }
+}
+
+fn cell(app: &App, n: &Node, r: &VisibleRow, c: Columns) -> String {
+    let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
+    match c {
+        Columns::Name => {
+            let fold = if r.folded > 0 {
+                format!(" [+{}]", r.folded)
+            } else {
+                String::new()
+            };
+            format!("{}{}{}", "  ".repeat(r.depth), n.name, fold)
+        }
+        Columns::Status => n.status.as_str().into(),
+        Columns::LastSeen => seen(app, n),
+        Columns::Internal => na(&n.internal_ip),
+        Columns::Kind => format!("{}{}", n.kind, if n.deadend { "*" } else { "" }),
+        Columns::Rtt => match (n.status, n.rtt_us) {
+            (Status::Alive, Some(u)) => format!("{:.2}ms", u as f64 / 1000.0),
+            _ => "-".into(),
+        },
+        Columns::Hops => n.hops.map_or("-".into(), |h| h.to_string()),
+        Columns::Public => na(&n.public_ip),
+        Columns::Uptime => match n.status {
+            Status::Alive if n.started_ms > 0 => {
+                age(app.now_ms.saturating_sub(n.started_ms) / 1000)
+            }
+            _ => "-".into(),
+        },
+        Columns::Tags => n
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Draws the whole screen. Pure: the same app gives the same frame.
+pub fn draw(f: &mut Frame, app: &App) {
+    let area = f.area();
+    let [header, body, status, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, header);
+    draw_table(f, app, body);
+    let status_style = if app.connected {
+        Style::default()
+    } else {
+        Style::default().fg(Color::Red)
+    };
+    let line = match &app.mode {
+        Mode::Filter => format!("filter: {}▏ (Enter keeps it, Esc clears)", app.filter),
+        _ => app.status_line.clone(),
+    };
+    f.render_widget(Paragraph::new(line).style(status_style), status);
+    let keys = "↑↓/jk move  Enter details  t tree/list  s/S sort  / filter  p ping  x stop  f forget  +/- fold  ? help  q quit";
+    f.render_widget(
+        Paragraph::new(keys).style(Style::default().add_modifier(Modifier::REVERSED)),
+        footer,
+    );
+    match &app.mode {
+        Mode::Details => draw_details(f, app, area),
+        Mode::Help => draw_help(f, area),
+        Mode::Confirm(c) => draw_confirm(f, app, c, area),
+        _ => {}
+    }
+}
+
+fn draw_header(f: &mut Frame, app: &App, area: Rect) {
+    let (a, u, l) = app.counts();
+    let me = app
+        .me
+        .as_ref()
+        .map(|m| app.name_of(m))
+        .unwrap_or_else(|| "?".into());
+    let auth = if app.authenticated {
+        "authenticated"
+    } else {
+        "unauthenticated"
+    };
+    let mut spans = Vec::new();
+    if !app.connected {
+        spans.push(Span::styled(
+            " disconnected — retrying ",
+            Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::styled(
+        format!("daust top: {me}"),
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    spans.push(Span::raw("  "));
+    spans.push(Span::styled(
+        format!("{a} alive"),
+        status_style(Status::Alive),
+    ));
+    spans.push(Span::raw("  "));
+    spans.push(Span::styled(
+        format!("{u} unreachable"),
+        Style::default().fg(Color::Red),
+    ));
+    spans.push(Span::raw("  "));
+    spans.push(Span::styled(
+        format!("{l} left"),
+        Style::default().fg(Color::Yellow),
+    ));
+    spans.push(Span::raw(format!(
+        "  peer traffic {auth}  {} by {}",
+        if app.tree { "tree" } else { "list" },
+        app.sort.as_str()
+    )));
+    if !app.filter.is_empty() {
+        spans.push(Span::raw(format!("  filter \"{}\"", app.filter)));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_table(f: &mut Frame, app: &App, area: Rect) {
+    let rows = visible_rows(app);
+    if rows.is_empty() {
+        let msg = if app.nodes.is_empty() {
+            if app.connected {
+                "no nodes yet"
+            } else {
+                "waiting for the daemon…"
+            }
+        } else {
+            "no node matches the filter"
+        };
+        f.render_widget(
+            Paragraph::new(msg).style(Style::default().add_modifier(Modifier::DIM)),
+            area,
+        );
+        return;
+    }
+    let name_w = rows
+        .iter()
+        .filter_map(|r| {
+            app.nodes
+                .get(&r.id)
+                .map(|n| 2 * r.depth + n.name.chars().count() + if r.folded > 0 { 6 } else { 0 })
+        })
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40) as u16;
+    let cols = Columns::fitting(area.width, name_w);
+    let height = area.height.saturating_sub(1) as usize;
+    let sel = app.selected_index(&rows).unwrap_or(0);
+    let offset = if height == 0 {
+        0
+    } else {
+        sel.saturating_sub(height - 1)
+    };
+    let body: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .filter_map(|(i, r)| {
+            let n = app.nodes.get(&r.id)?;
+            let cells: Vec<Cell> = cols
+                .iter()
+                .map(|c| Cell::from(cell(app, n, r, *c)))
+                .collect();
+            let mut style = status_style(n.status);
+            if n.status == Status::Alive {
+                style = Style::default();
+            }
+            if i == sel {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            let cells = cells
+                .into_iter()
+                .zip(&cols)
+                .map(|(c, col)| {
+                    if *col == Columns::Status {
+                        c.style(status_style(n.status))
+                    } else {
+                        c
+                    }
+                })
+                .collect::<Vec<_>>();
+            Some(Row::new(cells).style(style))
+        })
+        .collect();
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .map(|c| Constraint::Length(c.width(name_w)))
+        .collect();
+    let title = Row::new(cols.iter().map(|c| Cell::from(c.title())))
+        .style(Style::default().add_modifier(Modifier::BOLD));
+    f.render_widget(
+        Table::new(body, widths).header(title).column_spacing(1),
+        area,
+    );
+}
+
+fn popup(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_details(f: &mut Frame, app: &App, area: Rect) {
+    let Some(n) = app.selected_node() else { return };
+    let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let tags: Vec<String> = n.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let parent = n
+        .parent
+        .as_ref()
+        .map(|p| app.name_of(p))
+        .unwrap_or_else(|| "-".into());
+    let lines = vec![
+        format!("name:         {}", n.name),
+        format!("id:           {}", n.id),
+        format!(
+            "status:       {} (last seen {} ago)",
+            n.status.as_str(),
+            seen(app, n)
+        ),
+        format!(
+            "kind:         {}{}",
+            n.kind,
+            if n.deadend { " (deadend)" } else { "" }
+        ),
+        format!("internal ip:  {}", na(&n.internal_ip)),
+        format!("public ip:    {}", na(&n.public_ip)),
+        format!("addresses:    {}", list(&n.addrs)),
+        format!("seen as:      {}", list(&n.seen_as)),
+        format!("tags:         {}", list(&tags)),
+        format!("parent:       {parent}"),
+        format!(
+            "hops:         {}",
+            n.hops.map_or("-".into(), |h| h.to_string())
+        ),
+        format!(
+            "rtt:          {}",
+            cell(
+                app,
+                n,
+                &VisibleRow {
+                    id: n.id.clone(),
+                    depth: 0,
+                    folded: 0
+                },
+                Columns::Rtt
+            )
+        ),
+        format!(
+            "uptime:       {}",
+            cell(
+                app,
+                n,
+                &VisibleRow {
+                    id: n.id.clone(),
+                    depth: 0,
+                    folded: 0
+                },
+                Columns::Uptime
+            )
+        ),
+        format!("version:      {}", n.version),
+        format!("os:           {}", n.os),
+    ];
+    let r = popup(area, 72, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    let text: Vec<Line> = lines.into_iter().map(Line::from).collect();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" {} (Esc closes) ", n.name));
+    f.render_widget(
+        Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
+        r,
+    );
+}
+
+/// The help screen's lines.
+pub const HELP: &[&str] = &[
+    "↑ ↓  j k       move",
+    "PgUp PgDn      page",
+    "g G  Home End  first, last",
+    "Enter          details of the selected node",
+    "t              tree / flat list",
+    "s              sort by name, last seen, kind",
+    "S              reverse the sort",
+    "/              filter by name, address or tag (Esc clears)",
+    "p              ping the selected node",
+    "x              stop the selected node (asks first)",
+    "f              forget a node that is not alive (asks first)",
+    "- +            fold, unfold the subtree",
+    "?              this help",
+    "q Esc Ctrl-C   quit",
+];
+
+fn draw_help(f: &mut Frame, area: Rect) {
+    let r = popup(area, 64, HELP.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    let text: Vec<Line> = HELP.iter().map(|l| Line::from(*l)).collect();
+    f.render_widget(
+        Paragraph::new(text).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        r,
+    );
+}
+
+fn draw_confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
+    let q = match c {
+        Confirm::Stop(id) => format!("stop {}? its daemon will exit (y/n)", app.name_of(id)),
+        Confirm::Forget(id) => format!("forget {} on every node? (y/n)", app.name_of(id)),
+    };
+    let r = popup(area, q.chars().count() as u16 + 4, 3);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(q).block(Block::default().borders(Borders::ALL).title(" confirm ")),
+        r,
+    );
+}
+
+/// One frame as plain text, `width` columns wide and as tall as the rows
+/// need (for `daust top --once`).
+pub fn render_text(app: &App, width: u16) -> String {
+    use ratatui::backend::TestBackend;
+    let height = (visible_rows(app).len() + CHROME_ROWS + 1).max(6) as u16;
+    let mut term = match ratatui::Terminal::new(TestBackend::new(width.max(20), height)) {
+        Ok(t) => t,
+        Err(_) => return String::new(),
+    };
+    if term.draw(|f| draw(f, app)).is_err() {
+        return String::new();
+    }
+    buffer_text(term.backend().buffer())
+}
+
+/// The text of a buffer, one line per row, trailing blanks trimmed.
+pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
+    let w = buf.area.width as usize;
+    let mut out = String::new();
+    for (i, c) in buf.content.iter().enumerate() {
+        out.push_str(c.symbol());
+        if (i + 1) % w == 0 {
+            let t = out.trim_end_matches(' ').len();
+            out.truncate(t);
+            out.push('\n');
+        }
+    }
+    out
+}
