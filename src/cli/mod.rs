@@ -3,6 +3,7 @@
 
 pub mod phrase;
 pub mod render;
+pub mod top;
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -143,6 +144,7 @@ pub fn main(args: &[String]) -> ExitCode {
             }
         },
         Action::Run(cmd) => run(&p, cmd.clone()),
+        Action::Top => top::main(&socket_path(&p), p.once, p.width),
     }
 }
 

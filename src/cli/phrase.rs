@@ -24,6 +24,10 @@ pub struct Phrase {
     pub socket: Option<PathBuf>,
     /// `-v`.
     pub verbose: u8,
+    /// `top --once`.
+    pub once: bool,
+    /// `top --width N`.
+    pub width: Option<u16>,
 }
 
 /// What the phrase asks for.
@@ -35,6 +39,8 @@ pub enum Action {
     Help(Option<String>),
     /// Print the version.
     Version,
+    /// The live view.
+    Top,
 }
 
 /// A phrase that cannot be understood: the message names the bad word.
@@ -77,7 +83,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "NODE",
         "drop an unreachable or left node from every table",
     ),
-    ("top", "", "live view of the network tree"),
+    ("top", "[--once]", "live view of the network tree"),
     ("help", "[COMMAND]", "this help, or one command's"),
 ];
 
@@ -91,6 +97,8 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
         state_dir: None,
         socket: None,
         verbose: 0,
+        once: false,
+        width: None,
     };
     let mut cmd: Option<Action> = None;
     let mut help = false;
@@ -114,6 +122,20 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
         };
         match flag {
             "--json" => p.json = true,
+            "--once" => p.once = true,
+            "--width" => {
+                let v = match inline {
+                    Some(v) => v,
+                    None => value("--width")?,
+                };
+                let w: u16 = v
+                    .parse()
+                    .map_err(|_| UsageError(format!("--width {v:?}: want a number of columns")))?;
+                if w < 20 {
+                    return Err(UsageError(format!("--width {w}: at least 20 columns")));
+                }
+                p.width = Some(w);
+            }
             "-v" | "--verbose" => p.verbose += 1,
             "-vv" => p.verbose += 2,
             "-h" | "--help" => help = true,
@@ -176,6 +198,7 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
                     "info" => Action::Run(Command::Info),
                     "stop" => Action::Run(Command::Stop),
                     "help" => Action::Help(None),
+                    "top" => Action::Top,
                     "join" => {
                         let addr = it.next().ok_or_else(|| {
                             UsageError("\"join\" needs an address: join HOST[:PORT]".into())
@@ -196,7 +219,17 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
     p.action = match (help, cmd) {
         (true, Some(Action::Run(c))) => Action::Help(Some(c.word().to_string())),
         (true, _) => Action::Help(None),
-        (false, Some(a)) => a,
+        (false, Some(Action::Top)) if p.target != Target::Local => {
+            return Err(UsageError(
+                "\"top\" shows the local daemon's view: no remote or all".into(),
+            ))
+        }
+        (false, Some(a)) => {
+            if (p.once || p.width.is_some()) && a != Action::Top {
+                return Err(UsageError("--once and --width go with \"top\"".into()));
+            }
+            a
+        }
         (false, None) => return Err(UsageError("no command given".into())),
     };
     Ok(p)
@@ -247,6 +280,7 @@ pub fn command_help(word: &str) -> Option<String> {
         }
         "stop" => "all stop: every node stops, the local one last",
         "forget" => "refused for nodes that are alive",
+        "top" => "keys: ? in the view; --once prints one frame as text (--width N columns)",
         _ => "",
     };
     Some(format!(

@@ -604,7 +604,8 @@ async fn run(s: Settings) -> Result<(), String> {
                     Action::Exit => exiting = true,
                 }
             }
-            if !watchers.is_empty() && !(changed.is_empty() && removed.is_empty()) {
+            let anything = !changed.is_empty() || !removed.is_empty();
+            if anything && !watchers.is_empty() {
                 let nodes = changed.iter().filter_map(|id| engine.view(id)).collect();
                 let reply = Reply::Changed { nodes, removed };
                 // A watcher that cannot keep up is dropped; it reconnects and

@@ -12,6 +12,10 @@
 
 mod view;
 
+/// The terminal crates, for the caller's terminal set-up.
+pub use crossterm;
+pub use ratatui;
+
 use std::collections::{BTreeMap, HashSet};
 
 use ratatui::backend::Backend;
@@ -20,11 +24,12 @@ use ratatui::Terminal;
 pub use view::{buffer_text, draw, render_text, visible_rows, Columns, VisibleRow, HELP};
 
 /// A node's status.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Status {
     /// Reachable now.
     Alive,
     /// Known, no path now.
+    #[default]
     Unreachable,
     /// Said goodbye.
     Left,
@@ -78,12 +83,6 @@ pub struct Node {
     pub os: String,
     /// Forwards nothing for others.
     pub deadend: bool,
-}
-
-impl Default for Status {
-    fn default() -> Self {
-        Status::Unreachable
-    }
 }
 
 /// A key, as the app understands it.
@@ -426,11 +425,7 @@ impl App {
             Key::PageDown => self.select(page),
             Key::Home | Key::Char('g') => self.select(isize::MIN / 2),
             Key::End | Key::Char('G') => self.select(isize::MAX / 2),
-            Key::Enter => {
-                if self.selected_node().is_some() {
-                    self.mode = Mode::Details;
-                }
-            }
+            Key::Enter if self.selected_node().is_some() => self.mode = Mode::Details,
             Key::Char('t') => self.tree = !self.tree,
             Key::Char('s') => self.sort = self.sort.next(),
             Key::Char('S') => self.reverse = !self.reverse,

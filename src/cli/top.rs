@@ -1,0 +1,290 @@
+//! `daust top`: the live view. This file connects the daemon's watch stream
+//! and the terminal to the `daust-ui` crate, which does the rest.
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use daust_ui::{App, Cmd, Event, Node, Status as UiStatus};
+
+use crate::wire::ctl::{Body, Command, NodeView, Reply, Request, Status, Target};
+use crate::wire::{self};
+
+/// How often ages tick.
+const TICK: Duration = Duration::from_secs(1);
+
+/// How long to wait before reconnecting to a daemon that went away.
+const RETRY: Duration = Duration::from_secs(1);
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Maps the daemon's view of a node into the ui's.
+pub fn to_ui(n: &NodeView) -> Node {
+    Node {
+        id: n.id.to_string(),
+        name: n.name.clone(),
+        kind: n.kind.clone(),
+        status: match n.status {
+            Status::Alive => UiStatus::Alive,
+            Status::Unreachable => UiStatus::Unreachable,
+            Status::Left => UiStatus::Left,
+        },
+        internal_ip: n.internal_ip.clone(),
+        public_ip: n.public_ip.clone(),
+        addrs: n.addrs.clone(),
+        seen_as: n.seen_as.clone(),
+        last_seen_ms: n.last_seen_ms,
+        rtt_us: n.rtt_us,
+        hops: n.hops,
+        tags: n.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        parent: n.parent.map(|p| p.to_string()),
+        started_ms: n.started_ms,
+        version: n.version.clone(),
+        os: n.os.clone(),
+        deadend: n.deadend,
+    }
+}
+
+fn to_event(r: Reply) -> Option<Event> {
+    match r {
+        Reply::Table { me, nodes, info } => Some(Event::Table {
+            me: me.to_string(),
+            authenticated: info.authenticated,
+            nodes: nodes.iter().map(to_ui).collect(),
+        }),
+        Reply::Changed { nodes, removed } => Some(Event::Changed {
+            nodes: nodes.iter().map(to_ui).collect(),
+            removed: removed.iter().map(|id| id.to_string()).collect(),
+        }),
+        _ => None,
+    }
+}
+
+/// Opens a watch: the stream of the table and its changes.
+fn watch(socket: &Path) -> std::io::Result<UnixStream> {
+    let mut s = UnixStream::connect(socket)?;
+    let req = Request {
+        target: Target::Local,
+        cmd: Command::Watch,
+        timeout_ms: 0,
+    };
+    let bytes = wire::encode(&req).map_err(std::io::Error::other)?;
+    s.write_all(&bytes)?;
+    Ok(s)
+}
+
+/// Reads watch frames into `tx` until the stream ends.
+fn pump(mut s: UnixStream, tx: &mpsc::Sender<Event>) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        loop {
+            match wire::decode::<Reply>(&buf) {
+                Ok(Some((r, used))) => {
+                    buf.drain(..used);
+                    if let Some(ev) = to_event(r) {
+                        if tx.send(ev).is_err() {
+                            return false;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return true,
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Keeps a watch open, reconnecting when the daemon goes away.
+fn watcher(socket: PathBuf, first: UnixStream, tx: mpsc::Sender<Event>) {
+    let mut s = Some(first);
+    loop {
+        if let Some(stream) = s.take() {
+            if !pump(stream, &tx) {
+                return;
+            }
+            if tx.send(Event::Disconnected).is_err() {
+                return;
+            }
+        }
+        std::thread::sleep(RETRY);
+        s = watch(&socket).ok();
+    }
+}
+
+/// Runs a command for the view in the background; the result comes back
+/// as a status line.
+fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
+    std::thread::spawn(move || {
+        let (id, command) = match &cmd {
+            Cmd::Ping(id) => (id.clone(), Command::Ping),
+            Cmd::Stop(id) => (id.clone(), Command::Stop),
+            Cmd::Forget(id) => (String::new(), Command::Forget { node: id.clone() }),
+        };
+        let target = if id.is_empty() {
+            Target::Local
+        } else {
+            Target::Remote(id)
+        };
+        let req = Request {
+            target,
+            cmd: command,
+            timeout_ms: 5000,
+        };
+        let msg = match super::exchange(&socket, &req, Duration::from_secs(7), |_| {}) {
+            Ok(Reply::Done(o)) => match (o.answers.first(), o.missing.first()) {
+                (Some(r), _) => match &r.answer.body {
+                    Body::Error { message } => format!("{}: {message}", r.answer.name),
+                    _ => super::render::answer(r).trim_end().to_string(),
+                },
+                (None, Some(m)) => format!("no answer from {}", m.name),
+                _ => "no answer".into(),
+            },
+            Ok(Reply::Error { message, .. }) => message,
+            Ok(_) => "unexpected reply".into(),
+            Err(super::ClientError::NoDaemon(..)) => "the local daustd is not running".into(),
+            Err(super::ClientError::Broken(e)) => e,
+        };
+        let _ = tx.send(Event::Status(msg));
+    });
+}
+
+/// `daust top [--once [--width N]]`.
+pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
+    let no_daemon = || {
+        eprintln!(
+            "daust: can't reach the local daustd at {}; is it running? start it with: daustd -d",
+            socket.display()
+        );
+        ExitCode::FAILURE
+    };
+    let first = match watch(socket) {
+        Ok(s) => s,
+        Err(_) => return no_daemon(),
+    };
+    let mut app = App {
+        now_ms: wall_ms(),
+        ..App::default()
+    };
+    if once {
+        let (tx, rx) = mpsc::channel();
+        let s = first;
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        std::thread::spawn(move || pump(s, &tx));
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(ev) => {
+                app.update(ev);
+            }
+            Err(_) => return no_daemon(),
+        }
+        let w = width.or_else(terminal_width).unwrap_or(120);
+        print!("{}", daust_ui::render_text(&app, w));
+        return ExitCode::SUCCESS;
+    }
+    if !std::io::stdout().is_terminal() {
+        eprintln!("daust: top needs a terminal; use daust top --once for plain text");
+        return ExitCode::from(2);
+    }
+    let (tx, rx) = mpsc::channel::<Event>();
+    {
+        let tx = tx.clone();
+        let socket = socket.to_path_buf();
+        std::thread::spawn(move || watcher(socket, first, tx));
+    }
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || keys(tx));
+    }
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || on_sigterm(tx));
+    }
+    let mut terminal = daust_ui::ratatui::init();
+    let socket = socket.to_path_buf();
+    let mut first_tick = true;
+    let result = daust_ui::run(
+        &mut terminal,
+        &mut app,
+        || {
+            if first_tick {
+                first_tick = false;
+                return Some(Event::Tick(wall_ms()));
+            }
+            match rx.recv_timeout(TICK) {
+                Ok(ev) => Some(ev),
+                Err(mpsc::RecvTimeoutError::Timeout) => Some(Event::Tick(wall_ms())),
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        },
+        |cmd| exec(socket.clone(), cmd, tx.clone()),
+    );
+    daust_ui::ratatui::restore();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("daust: top: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn terminal_width() -> Option<u16> {
+    daust_ui::crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| w)
+        .filter(|w| *w > 0)
+}
+
+fn keys(tx: mpsc::Sender<Event>) {
+    use daust_ui::crossterm::event::{read, Event as CEvent};
+    loop {
+        let ev = match read() {
+            Ok(CEvent::Key(k)) => match daust_ui::Key::from_crossterm(k) {
+                Some(k) => Event::Key(k),
+                None => continue,
+            },
+            Ok(CEvent::Resize(..)) => Event::Resize,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+/// SIGTERM and SIGHUP end the view cleanly, restoring the terminal.
+fn on_sigterm(tx: mpsc::Sender<Event>) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        let _ = tx.send(Event::Quit);
+    });
+}
