@@ -387,7 +387,12 @@ fn init_logging(s: &Settings) -> Option<tracing_appender::non_blocking::WorkerGu
             Some(guard)
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            use std::io::IsTerminal;
+            let ansi = std::io::stderr().is_terminal();
+            let _ = builder
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .try_init();
             None
         }
     }
