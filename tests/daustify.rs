@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 
 fn daustify(args: &[&str]) -> Command {
     let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/daustify"));
-    c.args(args).env("DAUST", bin()).env_remove("DAUST_STATE_DIR");
+    c.args(args)
+        .env("DAUST", bin())
+        .env_remove("DAUST_STATE_DIR");
     c
 }
 
@@ -24,35 +26,70 @@ fn wraps_a_program_passes_its_status_and_leaves() {
         "for i in $(seq 100); do {b} list | grep -q wraphost && break; sleep 0.1; done; {b} list; exit 3",
         b = bin()
     );
-    let o = daustify(&["-k", "127.0.11.2", "--bind", "127.0.11.3", "--name", "wrapped", "--", "sh", "-c", &script])
-        .output()
-        .expect("daustify");
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = daustify(&[
+        "-k",
+        "127.0.11.2",
+        "--bind",
+        "127.0.11.3",
+        "--name",
+        "wrapped",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .output()
+    .expect("daustify");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("wrapped: internal ip 127.0.11.3"), "{out}");
     assert!(out.contains("wraphost: internal ip 127.0.11.2"), "{out}");
     // When the program ended, the daemon said goodbye.
-    assert!(wait_for(DEADLINE, || status_of(&host, "wrapped").as_deref() == Some("left")));
+    assert!(wait_for(DEADLINE, || status_of(&host, "wrapped")
+        .as_deref()
+        == Some("left")));
 }
 
 #[test]
 fn passes_signals_on() {
     let _l = AddrLock::take(&["127.0.11.4", "127.0.11.5"]);
     let host = Daemon::start("sighost", "127.0.11.4", &[]);
-    let mut child = daustify(&["-k", "127.0.11.4", "--bind", "127.0.11.5", "--name", "sleeper", "--", "sleep", "30"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daustify");
+    let mut child = daustify(&[
+        "-k",
+        "127.0.11.4",
+        "--bind",
+        "127.0.11.5",
+        "--name",
+        "sleeper",
+        "--",
+        "sleep",
+        "30",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("daustify");
     struct Reap(u32);
     impl Drop for Reap {
         fn drop(&mut self) {
-            let _ = Command::new("kill").args(["-9", &self.0.to_string()]).stderr(Stdio::null()).status();
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
     let _reap = Reap(child.id());
-    assert!(wait_for(DEADLINE, || status_of(&host, "sleeper").as_deref() == Some("alive")));
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(wait_for(DEADLINE, || status_of(&host, "sleeper")
+        .as_deref()
+        == Some("alive")));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let mut code = None;
     assert!(wait_for(DEADLINE, || match child.try_wait() {
         Ok(Some(s)) => {
@@ -61,8 +98,14 @@ fn passes_signals_on() {
         }
         _ => false,
     }));
-    assert_eq!(code, Some(143), "the program's death by SIGTERM is passed on");
-    assert!(wait_for(DEADLINE, || status_of(&host, "sleeper").as_deref() == Some("left")));
+    assert_eq!(
+        code,
+        Some(143),
+        "the program's death by SIGTERM is passed on"
+    );
+    assert!(wait_for(DEADLINE, || status_of(&host, "sleeper")
+        .as_deref()
+        == Some("left")));
 }
 
 #[test]

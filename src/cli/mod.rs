@@ -145,6 +145,10 @@ pub fn main(args: &[String]) -> ExitCode {
         },
         Action::Run(cmd) => run(&p, cmd.clone()),
         Action::Top => top::main(&socket_path(&p), p.once, p.width),
+        Action::Keygen => {
+            println!("{}", crate::daemon::secure::keygen());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub enum Action {
     Version,
     /// The live view.
     Top,
+    /// Print a new cluster key.
+    Keygen,
 }
 
 /// A phrase that cannot be understood: the message names the bad word.
@@ -82,6 +84,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "forget",
         "NODE",
         "drop an unreachable or left node from every table",
+    ),
+    (
+        "keys",
+        "",
+        "fingerprints of the cluster keys the node holds",
+    ),
+    (
+        "keygen",
+        "",
+        "print a new random cluster key (for daustd --key-file)",
     ),
     ("top", "[--once]", "live view of the network tree"),
     ("help", "[COMMAND]", "this help, or one command's"),
@@ -199,6 +211,8 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
                     "stop" => Action::Run(Command::Stop),
                     "help" => Action::Help(None),
                     "top" => Action::Top,
+                    "keygen" => Action::Keygen,
+                    "keys" => Action::Run(Command::Keys),
                     "join" => {
                         let addr = it.next().ok_or_else(|| {
                             UsageError("\"join\" needs an address: join HOST[:PORT]".into())

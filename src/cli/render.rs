@@ -54,6 +54,16 @@ pub fn answer(r: &Reached) -> String {
             addr, peer_name, ..
         } => format!("{} joined {peer_name} at {addr}\n", a.name),
         Body::Forgot { name, .. } => format!("{} forgot {name}\n", a.name),
+        Body::Keys { keys } if keys.is_empty() => {
+            "no cluster key: peer traffic is unauthenticated\n".into()
+        }
+        Body::Keys { keys } => {
+            let mut s = format!("keys: {} (initiates)", keys[0]);
+            for k in &keys[1..] {
+                s.push_str(&format!(", {k}"));
+            }
+            s + "\n"
+        }
         Body::Error { message } => format!("{}: error: {message}\n", a.name),
     }
 }

@@ -8,6 +8,7 @@
 
 mod control;
 mod net;
+pub mod secure;
 pub mod state;
 
 use std::net::{IpAddr, SocketAddr};
@@ -96,11 +97,17 @@ pub struct Args {
     /// never)
     #[argh(option, default = "String::from(\"7d\")", arg_name = "DUR")]
     pub forget_after: String,
+    /// cluster key file (or $DAUST_KEY): one base64 key per line, the first
+    /// initiates, all are accepted; SIGHUP re-reads it. Make one with
+    /// `daust keygen`
+    #[argh(option, arg_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Everything the daemon needs, checked.
 struct Settings {
     args: Args,
+    keys: Option<secure::Keys>,
     cfg: Config,
     bind: SocketAddr,
     state_dir: PathBuf,
@@ -117,10 +124,13 @@ fn settings(args: Args) -> Result<Settings, String> {
     let hb = crate::duration::parse(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
     let forget =
         crate::duration::parse(&args.forget_after).map_err(|e| format!("--forget-after: {e}"))?;
+    let keys = load_keys(args.key_file.as_deref())?;
     let cfg = Config {
         heartbeat_ms: hb.as_millis() as u64,
         forget_after_ms: forget.as_millis() as u64,
         deadend: args.deadend,
+        authenticated: keys.is_some(),
+        key_ids: keys.as_ref().map(|k| k.fingerprints()).unwrap_or_default(),
         ..Config::default()
     };
     cfg.validate()?;
@@ -188,12 +198,34 @@ fn settings(args: Args) -> Result<Settings, String> {
     };
     Ok(Settings {
         args,
+        keys,
         cfg,
         bind,
         state_dir,
         socket,
         record,
     })
+}
+
+/// The cluster keys: `--key-file`, else `$DAUST_KEY` (keys separated by
+/// commas or spaces), else none.
+fn load_keys(file: Option<&std::path::Path>) -> Result<Option<secure::Keys>, String> {
+    if let Some(f) = file {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("--key-file {}: {e}", f.display()))?;
+        return secure::Keys::parse(&text)
+            .map(Some)
+            .map_err(|e| format!("--key-file {}: {e}", f.display()));
+    }
+    match std::env::var("DAUST_KEY") {
+        Ok(v) if !v.trim().is_empty() => {
+            let text = v.replace([',', ' '], "\n");
+            secure::Keys::parse(&text)
+                .map(Some)
+                .map_err(|e| format!("DAUST_KEY: {e}"))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn parse_bind(s: &str) -> Result<SocketAddr, String> {
@@ -492,15 +524,29 @@ async fn run(s: Settings) -> Result<(), String> {
         name = %s.record.name, id = %id, listen = %s.bind, socket = %s.socket.display(),
         "daustd {} started ({})", crate::VERSION, s.record.kind
     );
-    tracing::warn!(
-        "peer traffic is unauthenticated: anyone who can reach {} can read the node table",
-        s.bind
-    );
+    match &s.keys {
+        Some(k) => tracing::info!(keys = ?k.fingerprints(), "peer traffic is authenticated and encrypted with the cluster key"),
+        None => tracing::warn!(
+            "peer traffic is unauthenticated: anyone who can reach {} can read the node table and give commands; set a cluster key with --key-file",
+            s.bind
+        ),
+    }
+    let keys = std::sync::Arc::new(std::sync::RwLock::new(
+        s.keys.clone().map(std::sync::Arc::new),
+    ));
+    let current = |k: &std::sync::RwLock<Option<std::sync::Arc<secure::Keys>>>| {
+        k.read().ok().and_then(|g| g.clone())
+    };
 
     let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     let next_id = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
-    let accept_task = tokio::spawn(accept_peers(listener, tx.clone(), next_id.clone()));
+    let accept_task = tokio::spawn(accept_peers(
+        listener,
+        keys.clone(),
+        tx.clone(),
+        next_id.clone(),
+    ));
     let ctl_task = tokio::spawn(accept_control(ctl, tx.clone(), next_id.clone()));
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(None);
     let persister = tokio::task::spawn_blocking(move || persist_loop(dir, snap_rx));
@@ -513,12 +559,29 @@ async fn run(s: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| e.to_string())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| e.to_string())?;
     let mut exiting = false;
     while !exiting {
         let wake = clock.instant(engine.next_wakeup());
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM"); engine.shutdown(clock.now()) }
             _ = int.recv() => { tracing::info!("SIGINT"); engine.shutdown(clock.now()) }
+            _ = hup.recv() => {
+                // Key rotation: new handshakes use the re-read keys; links
+                // up now keep their sessions.
+                match (&s.args.key_file, load_keys(s.args.key_file.as_deref())) {
+                    (Some(_), Ok(Some(k))) => {
+                        tracing::info!(keys = ?k.fingerprints(), "SIGHUP: cluster keys re-read");
+                        engine.set_key_ids(k.fingerprints());
+                        if let Ok(mut g) = keys.write() {
+                            *g = Some(std::sync::Arc::new(k));
+                        }
+                    }
+                    (Some(f), Err(e)) => tracing::error!(file = %f.display(), "SIGHUP: keeping the old keys: {e}"),
+                    _ => tracing::info!("SIGHUP: no key file to re-read"),
+                }
+            }
             input = rx.recv() => {
                 let Some(input) = input else { break };
                 let now = clock.now();
@@ -574,7 +637,7 @@ async fn run(s: Settings) -> Result<(), String> {
                     Action::Dial { addr } => {
                         let link = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let local = (!s.bind.ip().is_unspecified()).then_some(s.bind.ip());
-                        tasks.spawn(net::dial(addr, local, link, tx.clone()));
+                        tasks.spawn(net::dial(addr, local, link, tx.clone(), current(&keys)));
                     }
                     Action::Reply {
                         token,
@@ -676,6 +739,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 async fn accept_peers(
     listener: TcpListener,
+    keys: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<secure::Keys>>>>,
     tx: mpsc::Sender<Input>,
     next_id: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
@@ -690,7 +754,8 @@ async fn accept_peers(
                 backoff = Duration::from_millis(10);
                 let link = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let tx = tx.clone();
-                tokio::spawn(net::start_link(stream, link, None, tx, Some(permit)));
+                let keys = keys.read().ok().and_then(|g| g.clone());
+                tokio::spawn(net::start_link(stream, link, None, tx, Some(permit), keys));
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");

@@ -9,9 +9,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::secure::{self, Keys, Opener, Sealer};
 use super::Input;
 use crate::engine::{LinkId, LinkInfo};
-use crate::wire::{self, peer::PeerMsg};
+use crate::wire::{self, peer::PeerMsg, FrameError};
+use std::sync::Arc;
 
 /// Frames queued for one link before the peer counts as stuck and is
 /// dropped: a second or more of any burst a healthy peer would drain.
@@ -20,8 +22,9 @@ pub const LINK_QUEUE: usize = 4096;
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Bytes read from a socket at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from a socket at once: small, because an idle or silent
+/// connection should cost little (a thousand of them, 8 MiB).
+const READ_CHUNK: usize = 8 * 1024;
 
 /// What the driver tells a link's writer.
 #[derive(Debug)]
@@ -41,25 +44,63 @@ pub struct LinkHandle {
 }
 
 /// Starts the tasks of a new connection and tells the driver about it.
+/// With `keys`, the Noise handshake comes first; a peer that fails it is
+/// logged ("cluster key mismatch") and dropped before the engine hears of
+/// it.
 ///
 /// `permit`, if any, is held as long as the link reads: it bounds the number
 /// of accepted connections.
 pub async fn start_link(
-    stream: TcpStream,
+    mut stream: TcpStream,
     link: LinkId,
     dialled: Option<String>,
     inputs: mpsc::Sender<Input>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    keys: Option<Arc<Keys>>,
 ) {
     let _ = stream.set_nodelay(true);
     let remote = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
+    let cipher = match &keys {
+        None => None,
+        Some(k) => {
+            let hs = async {
+                if dialled.is_some() {
+                    secure::initiate(&mut stream, k).await
+                } else {
+                    secure::respond(&mut stream, k).await
+                }
+            };
+            match tokio::time::timeout(secure::HANDSHAKE_TIMEOUT, hs).await {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %remote, "refusing link: {e}");
+                    if let Some(addr) = dialled {
+                        let _ = inputs.send(Input::DialFailed { addr, err: e }).await;
+                    }
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %remote, "refusing link: handshake timeout");
+                    if let Some(addr) = dialled {
+                        let err = "handshake timeout".to_string();
+                        let _ = inputs.send(Input::DialFailed { addr, err }).await;
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    let (sealer, opener) = match cipher {
+        Some((s, o)) => (Some(s), Some(o)),
+        None => (None, None),
+    };
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    let writer = tokio::spawn(write_loop(wr, rx));
-    let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permit));
+    let writer = tokio::spawn(write_loop(wr, rx, sealer));
+    let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permit, opener));
     let handle = LinkHandle {
         tx,
         reader: reader.abort_handle(),
@@ -80,12 +121,24 @@ async fn read_loop(
     link: LinkId,
     inputs: mpsc::Sender<Input>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    mut opener: Option<Opener>,
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut raw = vec![0u8; READ_CHUNK];
     let reason = loop {
+        if opener.is_none() && buf.starts_with(&secure::MAGIC[..4]) {
+            let err = FrameError::Invalid(
+                "cluster key mismatch: the peer uses a cluster key and this daemon has none".into(),
+            );
+            let _ = inputs.send(Input::BadFrame { link, err }).await;
+            return;
+        }
         match wire::decode::<PeerMsg>(&buf) {
             Ok(Some((msg, used))) => {
                 buf.drain(..used);
+                if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
+                    buf.shrink_to(READ_CHUNK); // after a large frame
+                }
                 if inputs.send(Input::Frame { link, msg }).await.is_err() {
                     return;
                 }
@@ -100,35 +153,60 @@ async fn read_loop(
         // Read no more than the frame in progress needs (bounded by the
         // frame limit), so a peer cannot make us buffer without end.
         let want = match wire::frame_len(&buf) {
-            Ok(Some(n)) => (wire::HEADER + n).saturating_sub(buf.len()).min(READ_CHUNK),
+            Ok(Some(n)) => (wire::HEADER + n)
+                .saturating_sub(buf.len())
+                .clamp(1, READ_CHUNK),
             _ => READ_CHUNK,
         };
-        let start = buf.len();
-        buf.resize(start + want.max(1), 0);
-        match rd.read(&mut buf[start..]).await {
+        match rd.read(&mut raw[..want]).await {
             Ok(0) => {
-                buf.truncate(start);
                 break if buf.is_empty() {
                     "closed by peer".to_string()
                 } else {
                     "closed by peer mid-frame".to_string()
                 };
             }
-            Ok(n) => buf.truncate(start + n),
+            Ok(n) => match opener.as_mut() {
+                None => buf.extend_from_slice(&raw[..n]),
+                Some(o) => {
+                    if let Err(e) = o.open(&raw[..n], &mut buf) {
+                        let _ = inputs
+                            .send(Input::BadFrame {
+                                link,
+                                err: FrameError::Invalid(e),
+                            })
+                            .await;
+                        return;
+                    }
+                }
+            },
             Err(e) => break format!("read error: {e}"),
         }
     };
     let _ = inputs.send(Input::LinkDown { link, reason }).await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut sealer: Option<Sealer>,
+) {
     while let Some(out) = rx.recv().await {
         match out {
             Outgoing::Msg(msg) => {
-                let Ok(bytes) = wire::encode(&msg) else {
+                let Ok(mut bytes) = wire::encode(&msg) else {
                     tracing::error!("a message too large to send was dropped");
                     continue;
                 };
+                if let Some(s) = sealer.as_mut() {
+                    match s.seal(&bytes) {
+                        Ok(b) => bytes = b,
+                        Err(e) => {
+                            tracing::error!("cannot encrypt a frame: {e}");
+                            break;
+                        }
+                    }
+                }
                 if wr.write_all(&bytes).await.is_err() {
                     break;
                 }
@@ -149,9 +227,10 @@ pub async fn dial(
     local: Option<std::net::IpAddr>,
     link: LinkId,
     inputs: mpsc::Sender<Input>,
+    keys: Option<Arc<Keys>>,
 ) {
     match connect(&addr, local).await {
-        Ok(stream) => start_link(stream, link, Some(addr), inputs, None).await,
+        Ok(stream) => start_link(stream, link, Some(addr), inputs, None, keys).await,
         Err(err) => {
             let _ = inputs.send(Input::DialFailed { addr, err }).await;
         }

@@ -611,6 +611,10 @@ impl Engine {
                 let body = self.forget_by_word(&node);
                 self.deliver(to, body);
             }
+            Command::Keys => {
+                let keys = self.cfg.key_ids.clone();
+                self.deliver(to, Body::Keys { keys });
+            }
             Command::Watch => self.deliver(
                 to,
                 Body::Error {

@@ -14,6 +14,9 @@ pub struct Config {
     pub deadend: bool,
     /// Whether peer links are authenticated; reported by `info`.
     pub authenticated: bool,
+    /// Fingerprints of the cluster keys, the initiating one first; reported
+    /// by `keys`.
+    pub key_ids: Vec<String>,
     /// Debounce before re-announcing after a change, ms: batches bursts
     /// (several links coming up at once) into one flood. Default 50.
     pub announce_debounce_ms: u64,
@@ -47,6 +50,7 @@ impl Default for Config {
             forget_after_ms: 7 * 24 * 3600 * 1000,
             deadend: false,
             authenticated: false,
+            key_ids: Vec::new(),
             announce_debounce_ms: 50,
             route_debounce_ms: 5,
             refresh_ms: 30 * 60 * 1000,

@@ -250,6 +250,12 @@ impl Engine {
         self.stopping.is_some()
     }
 
+    /// The cluster keys changed (rotation).
+    pub fn set_key_ids(&mut self, ids: Vec<String>) {
+        self.cfg.authenticated = !ids.is_empty();
+        self.cfg.key_ids = ids;
+    }
+
     /// One node as the table shows it now.
     pub fn view(&self, id: &NodeId) -> Option<crate::wire::ctl::NodeView> {
         self.table

@@ -42,6 +42,8 @@ pub enum Command {
         /// Name, id prefix or address of the node.
         node: String,
     },
+    /// Which cluster keys the node holds (fingerprints).
+    Keys,
     /// Local only: the whole table once ([`Reply::Table`]), then every change
     /// as it happens ([`Reply::Changed`]) until the client hangs up.
     Watch,
@@ -59,6 +61,7 @@ impl Command {
             Command::Join { .. } => "join",
             Command::Forget { .. } => "forget",
             Command::Watch => "watch",
+            Command::Keys => "keys",
         }
     }
 }
@@ -197,6 +200,12 @@ pub enum Body {
         peer: NodeId,
         /// Its name.
         peer_name: String,
+    },
+    /// To `keys`: fingerprints of the cluster keys, the initiating one
+    /// first; empty without a key.
+    Keys {
+        /// SHA-256 fingerprints (16 hex digits).
+        keys: Vec<String>,
     },
     /// To `forget`.
     Forgot {
