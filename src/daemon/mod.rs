@@ -115,10 +115,7 @@ struct Settings {
     record: NodeRecord,
 }
 
-/// Record size bounds: a name or tag longer than this is refused at start.
-const MAX_NAME: usize = 253;
-const MAX_TAGS: usize = 64;
-const MAX_TAG_LEN: usize = 256;
+use crate::engine::limits::{MAX_NAME, MAX_TAGS, MAX_TAG_LEN};
 
 fn settings(args: Args) -> Result<Settings, String> {
     let hb = crate::duration::parse(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;

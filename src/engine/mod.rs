@@ -15,6 +15,7 @@
 
 mod commands;
 pub mod config;
+pub mod limits;
 mod links;
 pub mod rng;
 pub mod table;
@@ -424,6 +425,15 @@ impl Engine {
         if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
             return;
         }
+        if let Err(why) = limits::check(&na) {
+            tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
+            return;
+        }
+        let new = !self.table.entries.contains_key(&na.id);
+        if new && self.table.entries.len() >= limits::MAX_NODES {
+            tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
+            return;
+        }
         if self.table.offer(na.clone(), self.now.wall_ms) {
             self.forgotten.remove(&na.id);
             self.actions.push(Action::NodeChanged(na.id));
@@ -552,6 +562,18 @@ impl Engine {
     fn forget(&mut self, id: NodeId, version: Version, from: Option<LinkId>) -> bool {
         if self.forgotten.get(&id).is_some_and(|v| *v >= version) {
             return true;
+        }
+        if self.forgotten.len() >= limits::MAX_NODES {
+            // Tombstones only keep stale copies out; the oldest can go.
+            let drop: Vec<NodeId> = self
+                .forgotten
+                .keys()
+                .take(limits::MAX_NODES / 16)
+                .copied()
+                .collect();
+            for k in drop {
+                self.forgotten.remove(&k);
+            }
         }
         if let Some(e) = self.table.entries.get(&id) {
             if e.status == Status::Alive || e.na.version > version || id == self.me {
