@@ -17,8 +17,9 @@ pub struct Config {
     /// Fingerprints of the cluster keys, the initiating one first; reported
     /// by `keys`.
     pub key_ids: Vec<String>,
-    /// Debounce before re-announcing after a change, ms: batches bursts
-    /// (several links coming up at once) into one flood. Default 50.
+    /// Debounce before re-announcing after a new link or a record change,
+    /// ms: batches bursts (several links coming up at once) into one flood.
+    /// A lost link is announced at once. Default 20.
     pub announce_debounce_ms: u64,
     /// Debounce before recomputing routes after the graph changed, ms: a
     /// flood of announcements costs one recomputation. Default 5.
@@ -51,7 +52,7 @@ impl Default for Config {
             deadend: false,
             authenticated: false,
             key_ids: Vec::new(),
-            announce_debounce_ms: 50,
+            announce_debounce_ms: 20,
             route_debounce_ms: 5,
             refresh_ms: 30 * 60 * 1000,
             persist_debounce_ms: 250,

@@ -407,7 +407,8 @@ impl Engine {
         if l.active {
             tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link down: {reason}");
             self.dirty_routes();
-            self.schedule_announce();
+            // A failure is news: tell everyone at once, no debounce.
+            self.announce_at = Some(self.now.ms());
         } else if l.peer.is_none() {
             tracing::info!(peer = %l.remote, "connection closed before handshake: {reason}");
         }
