@@ -38,6 +38,9 @@ const MAX_CONTROL_CONNS: usize = 256;
 /// Peer connections accepted at once (established or handshaking).
 const MAX_PEER_CONNS: usize = 1024;
 
+/// Changes go to watchers (`daust top`) at most this often.
+const WATCH_BATCH: Duration = Duration::from_millis(50);
+
 /// How long shutdown waits for queued frames and replies to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -558,9 +561,31 @@ async fn run(s: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| e.to_string())?;
+    // Changes for watchers are gathered and sent at most every
+    // WATCH_BATCH: a burst (a network forming) is one frame, not thousands.
+    let mut watch_changed = std::collections::BTreeSet::new();
+    let mut watch_removed = std::collections::BTreeSet::new();
+    let mut watch_sent = tokio::time::Instant::now();
     let mut exiting = false;
     while !exiting {
-        let wake = clock.instant(engine.next_wakeup());
+        if !(watch_changed.is_empty() && watch_removed.is_empty())
+            && watch_sent.elapsed() >= WATCH_BATCH
+        {
+            watch_sent = tokio::time::Instant::now();
+            let nodes = std::mem::take(&mut watch_changed)
+                .iter()
+                .filter_map(|id| engine.view(id))
+                .collect();
+            let removed = std::mem::take(&mut watch_removed).into_iter().collect();
+            let reply = Reply::Changed { nodes, removed };
+            // A watcher that cannot keep up is dropped; it reconnects and
+            // starts again from the whole table.
+            watchers.retain(|_, w| w.try_send(reply.clone()).is_ok());
+        }
+        let mut wake = clock.instant(engine.next_wakeup());
+        if !(watch_changed.is_empty() && watch_removed.is_empty()) {
+            wake = wake.min(watch_sent + WATCH_BATCH);
+        }
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM"); engine.shutdown(clock.now()) }
             _ = int.recv() => { tracing::info!("SIGINT"); engine.shutdown(clock.now()) }
@@ -604,7 +629,11 @@ async fn run(s: Settings) -> Result<(), String> {
                     }
                 }
             }
-            _ = tokio::time::sleep_until(wake) => engine.tick(clock.now()),
+            _ = tokio::time::sleep_until(wake) => {
+                if clock.instant(engine.next_wakeup()) <= tokio::time::Instant::now() {
+                    engine.tick(clock.now());
+                }
+            }
         }
         // Carry out the actions; a stuck link's close produces more.
         loop {
@@ -669,13 +698,12 @@ async fn run(s: Settings) -> Result<(), String> {
                     Action::Exit => exiting = true,
                 }
             }
-            let anything = !changed.is_empty() || !removed.is_empty();
-            if anything && !watchers.is_empty() {
-                let nodes = changed.iter().filter_map(|id| engine.view(id)).collect();
-                let reply = Reply::Changed { nodes, removed };
-                // A watcher that cannot keep up is dropped; it reconnects and
-                // starts again from the whole table.
-                watchers.retain(|_, w| w.try_send(reply.clone()).is_ok());
+            if !watchers.is_empty() {
+                for id in removed {
+                    watch_changed.remove(&id);
+                    watch_removed.insert(id);
+                }
+                watch_changed.extend(changed);
             }
             for link in stuck {
                 if let Some(h) = links.remove(&link) {

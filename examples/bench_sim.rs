@@ -1,0 +1,150 @@
+//! Benchmark: the deterministic simulation at scale. For each N: a network
+//! of N engines (a root, N/20 hypervisors linked in a tree with cross
+//! links, the rest VMs under them) over 1 ms links; then one join, one
+//! crash and one partition heal, each with the frames it cost network-wide
+//! and the simulated time it took; memory per engine; wall time.
+//!
+//!     cargo run --release --example bench_sim -- 1000 2000
+//!
+//! Prints JSON lines, then a table.
+
+use std::time::Instant;
+
+use daust::engine::Config;
+use daust::sim::{NetConfig, Sim};
+use daust::wire::ctl::Status;
+
+const MS: u64 = 1000;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn frames(sim: &Sim) -> u64 {
+    sim.counters.frames
+        - sim.counters.by_type.get("ping").copied().unwrap_or(0)
+        - sim.counters.by_type.get("pong").copied().unwrap_or(0)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1000, 2000]
+    } else {
+        sizes
+    };
+    let mut rows = Vec::new();
+    for n in sizes {
+        let wall = Instant::now();
+        let rss0 = rss_kib();
+        let mut sim = Sim::new(n as u64, NetConfig::default());
+        let hv = (n / 20).max(2);
+        let mut rng = 0x9e37u64;
+        let mut next = |m: usize| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng >> 33) as usize % m.max(1)
+        };
+        sim.add_node(Config::default(), &[]);
+        for i in 1..hv {
+            let mut keys = vec![next(i)];
+            if i > 4 && i % 3 == 0 {
+                keys.push(next(i));
+            }
+            keys.dedup();
+            sim.add_node(Config::default(), &keys);
+        }
+        for _ in hv..n - 1 {
+            let k = 1 + next(hv - 1);
+            sim.add_node(Config::default(), &[k]);
+        }
+        let t = sim
+            .run_until_true(600_000 * MS, |s| s.converged())
+            .expect("formation converges");
+        let form_frames = frames(&sim);
+        let rss1 = rss_kib();
+        // One join.
+        let f0 = frames(&sim);
+        let newcomer = sim.add_node(Config::default(), &[1]);
+        let join = sim
+            .run_until_true(60_000 * MS, |s| s.converged())
+            .expect("join converges");
+        let join_frames = frames(&sim) - f0;
+        // One crash (a VM).
+        let victim = n / 2;
+        let f0 = frames(&sim);
+        sim.crash(victim);
+        let crash = sim
+            .run_until_true(60_000 * MS, |s| {
+                (0..s.len())
+                    .filter(|i| s.is_up(*i))
+                    .all(|i| s.status(i, victim) == Some(Status::Unreachable))
+            })
+            .expect("crash seen");
+        let crash_frames = frames(&sim) - f0;
+        // A partition of hypervisor 1 from everything for 10 s, then heal.
+        let side: Vec<usize> = vec![1];
+        let rest: Vec<usize> = (0..sim.len()).filter(|i| *i != 1).collect();
+        sim.partition(&side, &rest);
+        sim.run_for(10_000 * MS);
+        let f0 = frames(&sim);
+        sim.heal();
+        sim.start(victim);
+        let heal = sim
+            .run_until_true(120_000 * MS, |s| s.converged())
+            .expect("heal converges");
+        let heal_frames = frames(&sim) - f0;
+        let _ = newcomer;
+        let per_engine = (rss1.saturating_sub(rss0)) as f64 / n as f64;
+        let row = serde_json::json!({
+            "bench": "sim", "n": n, "links": sim.len() - 1 + hv / 3,
+            "formation_ms": t / MS, "formation_frames": form_frames,
+            "join_ms": join / MS, "join_frames": join_frames,
+            "crash_ms": crash / MS, "crash_frames": crash_frames,
+            "heal_ms": heal / MS, "heal_frames": heal_frames,
+            "kib_per_engine": per_engine.round(), "wall_s": wall.elapsed().as_secs_f64(),
+        });
+        println!("{row}");
+        rows.push(row);
+    }
+    println!(
+        "\n{:>6} {:>10} {:>12} {:>9} {:>11} {:>9} {:>11} {:>9} {:>11} {:>10} {:>7}",
+        "N",
+        "form ms",
+        "form frames",
+        "join ms",
+        "join frames",
+        "crash ms",
+        "crash frms",
+        "heal ms",
+        "heal frames",
+        "KiB/eng",
+        "wall s"
+    );
+    for r in rows {
+        println!(
+            "{:>6} {:>10} {:>12} {:>9} {:>11} {:>9} {:>11} {:>9} {:>11} {:>10} {:>7.1}",
+            r["n"],
+            r["formation_ms"],
+            r["formation_frames"],
+            r["join_ms"],
+            r["join_frames"],
+            r["crash_ms"],
+            r["crash_frames"],
+            r["heal_ms"],
+            r["heal_frames"],
+            r["kib_per_engine"],
+            r["wall_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
