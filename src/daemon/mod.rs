@@ -580,7 +580,13 @@ async fn run(s: Settings) -> Result<(), String> {
             let reply = Reply::Changed { nodes, removed };
             // A watcher that cannot keep up is dropped; it reconnects and
             // starts again from the whole table.
-            watchers.retain(|_, w| w.try_send(reply.clone()).is_ok());
+            watchers.retain(|token, w| {
+                let ok = w.try_send(reply.clone()).is_ok();
+                if !ok {
+                    tracing::debug!(token, "watcher dropped: gone or lagging");
+                }
+                ok
+            });
         }
         let mut wake = clock.instant(engine.next_wakeup());
         if !(watch_changed.is_empty() && watch_removed.is_empty()) {
@@ -671,6 +677,7 @@ async fn run(s: Settings) -> Result<(), String> {
                     } => {
                         if let Some(c) = clients.remove(&token) {
                             if c.try_send(reply).is_ok() {
+                                tracing::debug!(token, "watcher added");
                                 watchers.insert(token, c);
                             }
                         }
