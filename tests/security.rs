@@ -307,3 +307,50 @@ fn hostile_input_changes_nothing() {
     );
     assert!(healthy());
 }
+
+/// The control socket is the owner's: another user is refused, clearly,
+/// even where the file modes would let it connect.
+#[test]
+fn another_user_cannot_give_commands() {
+    use std::os::unix::fs::PermissionsExt;
+    let _l = AddrLock::take(&["127.0.14.9"]);
+    let a = Daemon::start("owned", "127.0.14.9", &[]);
+    let sock = a.dir.join("daustd.sock");
+    assert_eq!(
+        std::fs::metadata(&a.dir).expect("dir").permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(&sock).expect("sock").permissions().mode() & 0o777,
+        0o600
+    );
+    // Open the modes up, as a careless admin might: the uid check still holds.
+    for p in [a.dir.parent().expect("parent"), a.dir.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "--socket",
+        ])
+        .arg(&sock)
+        .arg("list")
+        .output()
+        .expect("setpriv is needed for this test");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("permission denied: uid 65534 may not control this daustd"),
+        "{e}"
+    );
+    assert!(a.ok(&["list"]).starts_with("owned: "));
+}

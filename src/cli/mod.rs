@@ -67,8 +67,9 @@ pub fn exchange(
     let mut s =
         UnixStream::connect(socket).map_err(|e| ClientError::NoDaemon(socket.to_path_buf(), e))?;
     let bytes = wire::encode(req).map_err(|e| ClientError::Broken(e.to_string()))?;
-    s.write_all(&bytes)
-        .map_err(|e| ClientError::Broken(format!("cannot send the request: {e}")))?;
+    // A daemon that refuses us (another uid) answers and hangs up at once:
+    // read its answer even if sending failed.
+    let sent = s.write_all(&bytes);
     let deadline = Instant::now() + wait;
     let mut buf = Vec::new();
     loop {
@@ -98,9 +99,10 @@ pub fn exchange(
         let mut chunk = [0u8; 65536];
         match s.read(&mut chunk) {
             Ok(0) => {
-                return Err(ClientError::Broken(
-                    "the daemon closed the connection without an answer".into(),
-                ))
+                return Err(ClientError::Broken(match &sent {
+                    Err(e) => format!("cannot send the request: {e}"),
+                    Ok(()) => "the daemon closed the connection without an answer".into(),
+                }))
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e)
