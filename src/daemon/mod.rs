@@ -39,7 +39,7 @@ const MAX_CONTROL_CONNS: usize = 256;
 const MAX_PEER_CONNS: usize = 1024;
 
 /// Changes go to watchers (`daust top`) at most this often.
-const WATCH_BATCH: Duration = Duration::from_millis(50);
+const WATCH_BATCH: Duration = Duration::from_millis(10);
 
 /// How long shutdown waits for queued frames and replies to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
