@@ -26,16 +26,6 @@ fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
 }
 
-/// Seconds as people read them: 42s, 5m, 3h, 2d.
-pub fn age(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
-}
-
 /// One node's answer as text (without the `responded:` header).
 pub fn answer(r: &Reached) -> String {
     let a: &Answer = &r.answer;
@@ -165,7 +155,7 @@ fn info(i: &InfoView) -> String {
     let _ = writeln!(s, "tags:         {}", list(&tags));
     let _ = writeln!(s, "version:      {}", n.version);
     let _ = writeln!(s, "os:           {}", i.os);
-    let _ = writeln!(s, "uptime:       {}", age(i.uptime_secs));
+    let _ = writeln!(s, "uptime:       {}", daust_ui::age(i.uptime_secs));
     let _ = writeln!(s, "incarnation:  {}", i.incarnation);
     let _ = writeln!(
         s,
