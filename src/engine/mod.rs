@@ -154,6 +154,10 @@ pub struct Engine {
     forgotten: HashMap<NodeId, Version>,
     rng: Rng,
     announce_at: Option<u64>,
+    /// When we last announced, ms (for the leading-edge debounce).
+    announced_ms: u64,
+    /// When routes were last recomputed, ms.
+    routed_ms: u64,
     /// Recompute routes at this time, ms (debounced after a change).
     routes_at: Option<u64>,
     persist_at: Option<u64>,
@@ -216,6 +220,8 @@ impl Engine {
             forgotten: HashMap::new(),
             rng: Rng::new(seed),
             announce_at: None,
+            announced_ms: 0,
+            routed_ms: 0,
             routes_at: Some(0),
             persist_at: None,
             stopping: None,
@@ -369,15 +375,19 @@ impl Engine {
     }
 
     /// Something in our announcement changed: re-announce after the debounce.
+    /// Leading edge: a change after a quiet spell goes out at once; more
+    /// changes within the debounce wait for its end and go out together.
     fn schedule_announce(&mut self) {
         if self.announce_at.is_none() {
-            self.announce_at = Some(self.now.ms() + self.cfg.announce_debounce_ms);
+            let at = self.announced_ms + self.cfg.announce_debounce_ms;
+            self.announce_at = Some(at.max(self.now.ms()));
         }
     }
 
     /// Originates a new version of our announcement and floods it.
     fn announce(&mut self) {
         self.announce_at = None;
+        self.announced_ms = self.now.ms();
         self.refresh_at = self.now.ms() + self.cfg.refresh_ms;
         self.version.seq += 1;
         let na = self.own_na();
@@ -447,7 +457,8 @@ impl Engine {
     /// when something needs them.
     fn dirty_routes(&mut self) {
         if self.routes_at.is_none() {
-            self.routes_at = Some(self.now.ms() + self.cfg.route_debounce_ms);
+            let at = self.routed_ms + self.cfg.route_debounce_ms;
+            self.routes_at = Some(at.max(self.now.ms()));
         }
     }
 
@@ -456,6 +467,7 @@ impl Engine {
         if self.routes_at.take().is_none() {
             return;
         }
+        self.routed_ms = self.now.ms();
         let peers: Vec<(NodeId, Option<u32>)> = self
             .links
             .values()
