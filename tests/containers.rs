@@ -289,7 +289,12 @@ fn ten_containers_phone_home_and_nothing_is_lost() {
 
     // all stop: every running container exits with status 0.
     let o = host.client(&["all", "stop"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     for (i, id) in ids.iter().enumerate() {
         if i == 5 {
             continue;

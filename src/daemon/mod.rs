@@ -41,6 +41,9 @@ const MAX_PEER_CONNS: usize = 1024;
 /// Changes go to watchers (`daust top`) at most this often.
 const WATCH_BATCH: Duration = Duration::from_millis(10);
 
+/// How long shutdown waits for peers to close their side after ours.
+const LINGER: Duration = Duration::from_millis(500);
+
 /// How long shutdown waits for queued frames and replies to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -547,7 +550,13 @@ async fn run(s: Settings) -> Result<(), String> {
         tx.clone(),
         next_id.clone(),
     ));
-    let ctl_task = tokio::spawn(accept_control(ctl, tx.clone(), next_id.clone()));
+    let ctl_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CONNS));
+    let ctl_task = tokio::spawn(accept_control(
+        ctl,
+        tx.clone(),
+        next_id.clone(),
+        ctl_permits.clone(),
+    ));
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(None);
     let persister = tokio::task::spawn_blocking(move || persist_loop(dir, snap_rx));
 
@@ -654,8 +663,13 @@ async fn run(s: Settings) -> Result<(), String> {
                 match a {
                     Action::Send { link, msg } => {
                         if let Some(h) = links.get(&link) {
-                            if h.tx.try_send(Outgoing::Msg(msg)).is_err() {
-                                stuck.push(link);
+                            match h.tx.try_send(Outgoing::Msg(msg)) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(_)) => stuck.push(link),
+                                // The writer hit an error: the reader will
+                                // report the link down after delivering what
+                                // the peer sent before it closed.
+                                Err(mpsc::error::TrySendError::Closed(_)) => {}
                             }
                         }
                     }
@@ -727,19 +741,46 @@ async fn run(s: Settings) -> Result<(), String> {
     }
     accept_task.abort();
     ctl_task.abort();
-    // Let writers flush what is queued (the goodbye, answers), then close.
+    // Let writers flush what is queued (the goodbye, answers) and send
+    // FIN; keep reading (and discarding) until each peer closes too, so our
+    // close is not a reset that would destroy what we sent; let control
+    // connections send their last answers.
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
     for (_, h) in links.drain() {
-        h.reader.abort();
         let _ = h.tx.try_send(Outgoing::Close);
+        writers.push(h.writer);
+        readers.push(h.reader);
     }
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     drop(clients);
     drop(watchers);
     drop(snap_tx);
-    let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+    let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
         let _ = persister.await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for w in writers {
+            let _ = w.await;
+        }
+        let _ = ctl_permits.acquire_many(MAX_CONTROL_CONNS as u32).await;
     })
     .await;
+    let aborts: Vec<_> = readers.iter().map(|r| r.abort_handle()).collect();
+    let _ = tokio::time::timeout(LINGER, async {
+        for r in readers {
+            let _ = r.await;
+        }
+    })
+    .await;
+    for a in aborts {
+        a.abort();
+    }
+    drain.abort();
+    if flushed.is_err() {
+        tracing::warn!(
+            "shutdown: some frames or answers were still queued after {} s",
+            FLUSH_TIMEOUT.as_secs()
+        );
+    }
     tasks.abort_all();
     let _ = std::fs::remove_file(&s.socket);
     let _ = std::fs::remove_file(s.state_dir.join("daustd.pid"));
@@ -802,8 +843,8 @@ async fn accept_control(
     listener: UnixListener,
     tx: mpsc::Sender<Input>,
     next_id: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 ) {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CONNS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;

@@ -39,8 +39,13 @@ pub enum Outgoing {
 pub struct LinkHandle {
     /// Queue to the writer.
     pub tx: mpsc::Sender<Outgoing>,
-    /// Stops the reader when the engine closes the link.
-    pub reader: tokio::task::AbortHandle,
+    /// The reader: aborted when the engine closes the link; at shutdown
+    /// left to read until the peer closes, so nothing we leave unread makes
+    /// our close a reset that destroys what we just sent.
+    pub reader: tokio::task::JoinHandle<()>,
+    /// The writer, awaited at shutdown so queued frames (answers, the
+    /// goodbye) leave before the process exits.
+    pub writer: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the tasks of a new connection and tells the driver about it.
@@ -101,18 +106,13 @@ pub async fn start_link(
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
     let writer = tokio::spawn(write_loop(wr, rx, sealer));
     let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permit, opener));
-    let handle = LinkHandle {
-        tx,
-        reader: reader.abort_handle(),
-    };
+    let handle = LinkHandle { tx, reader, writer };
     let info = LinkInfo { dialled, remote };
-    if inputs
-        .send(Input::LinkUp { link, info, handle })
-        .await
-        .is_err()
+    if let Err(mpsc::error::SendError(Input::LinkUp { handle, .. })) =
+        inputs.send(Input::LinkUp { link, info, handle }).await
     {
-        reader.abort();
-        writer.abort();
+        handle.reader.abort();
+        handle.writer.abort();
     }
 }
 
