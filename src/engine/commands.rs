@@ -75,7 +75,7 @@ pub struct Stopping {
 /// Whether a word the user gave as a target looks like an address.
 pub fn looks_like_addr(word: &str) -> bool {
     let (host, _) = super::table::split_addr(word);
-    host.parse::<std::net::IpAddr>().is_ok()
+    host.parse::<core::net::IpAddr>().is_ok()
         || host == "gateway"
         || host == "localhost"
         || word.contains(':')

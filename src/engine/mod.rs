@@ -1,6 +1,6 @@
 //! Engine: the whole protocol as one pure state machine.
 //!
-//! The engine never touches sockets, files, tokio or the clock. The daemon
+//! The engine never touches sockets, files, the async runtime or the clock. The daemon
 //! (or a simulation) feeds it inputs, each a method taking the current time:
 //! [`Engine::link_up`], [`Engine::frame`], [`Engine::link_down`],
 //! [`Engine::dial_failed`], [`Engine::request`], [`Engine::tick`]. After each
