@@ -601,6 +601,11 @@ async fn run(s: Settings) -> Result<(), String> {
         if !(watch_changed.is_empty() && watch_removed.is_empty()) {
             wake = wake.min(watch_sent + WATCH_BATCH);
         }
+        if engine.has_actions() {
+            // Actions from before the loop (the first dials): carry them
+            // out now, not after the next wake-up.
+            wake = tokio::time::Instant::now();
+        }
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM"); engine.shutdown(clock.now()) }
             _ = int.recv() => { tracing::info!("SIGINT"); engine.shutdown(clock.now()) }

@@ -229,9 +229,14 @@ pub async fn dial(
     inputs: mpsc::Sender<Input>,
     keys: Option<Arc<Keys>>,
 ) {
+    tracing::debug!(%addr, "dialling");
     match connect(&addr, local).await {
-        Ok(stream) => start_link(stream, link, Some(addr), inputs, None, keys).await,
+        Ok(stream) => {
+            tracing::debug!(%addr, "connected");
+            start_link(stream, link, Some(addr), inputs, None, keys).await
+        }
         Err(err) => {
+            tracing::debug!(%addr, "dial failed: {err}");
             let _ = inputs.send(Input::DialFailed { addr, err }).await;
         }
     }

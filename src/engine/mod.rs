@@ -276,6 +276,11 @@ impl Engine {
         self.table.views(self.me, self.now.wall_ms)
     }
 
+    /// Whether actions are waiting to be taken.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// Takes the actions produced so far.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
