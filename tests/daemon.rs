@@ -13,6 +13,18 @@ fn all_alive(d: &Daemon, names: &[&str]) -> bool {
             .all(|n| s.get(*n).map(String::as_str) == Some("alive"))
 }
 
+/// Waits until each daemon lists exactly `names`, all alive.
+fn wait_all_alive(ds: &[&Daemon], names: &[&str]) {
+    for d in ds {
+        assert!(
+            wait_for(DEADLINE, || all_alive(d, names)),
+            "{} sees {:?}",
+            d.name,
+            d.statuses()
+        );
+    }
+}
+
 #[test]
 fn chain_of_three_survives_a_crash_and_a_restart() {
     let _l = AddrLock::take(&["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
@@ -20,14 +32,7 @@ fn chain_of_three_survives_a_crash_and_a_restart() {
     let mut b = Daemon::start("n3", "127.0.0.3", &["-k", "127.0.0.2"]);
     let mut c = Daemon::start("n4", "127.0.0.4", &["-k", "127.0.0.3"]);
     let names = ["n2", "n3", "n4"];
-    for d in [&a, &b, &c] {
-        assert!(
-            wait_for(DEADLINE, || all_alive(d, &names)),
-            "{} sees {:?}",
-            d.name,
-            d.statuses()
-        );
-    }
+    wait_all_alive(&[&a, &b, &c], &names);
     let ids = [a.id(), b.id(), c.id()];
 
     // SIGKILL the middle: both ends see it unreachable, and each other too
@@ -61,14 +66,7 @@ fn chain_of_three_survives_a_crash_and_a_restart() {
 
     // Restart it: all alive again with the same ids.
     b.spawn();
-    for d in [&a, &b, &c] {
-        assert!(
-            wait_for(DEADLINE, || all_alive(d, &names)),
-            "{} sees {:?}",
-            d.name,
-            d.statuses()
-        );
-    }
+    wait_all_alive(&[&a, &b, &c], &names);
     assert_eq!([a.id(), b.id(), c.id()], ids);
 
     // An end restarted while its keynode is down lists all three from its

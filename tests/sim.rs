@@ -3,7 +3,7 @@
 
 use daust::engine::Config;
 use daust::sim::{NetConfig, Sim};
-use daust::wire::ctl::{Body, Command, Reply, Request, Status, Target};
+use daust::wire::ctl::{Body, Command, Outcome, Reply, Request, Status, Target};
 
 const SEC: u64 = 1_000_000;
 
@@ -38,9 +38,8 @@ fn hierarchy(sim: &mut Sim, extra: usize) -> Shape {
         shape.parent.push(parent);
         i
     };
-    for h in 0..4 {
+    for _ in 0..4 {
         let parent = shape.hv.last().copied();
-        let _ = h;
         let i = add(sim, &mut shape, Config::default(), parent);
         shape.hv.push(i);
     }
@@ -88,7 +87,7 @@ fn hierarchy(sim: &mut Sim, extra: usize) -> Shape {
 
 fn sim_dial(sim: &mut Sim, from: usize, to: usize) {
     let addr = sim.addr(to);
-    let t = sim.request(
+    sim.request(
         from,
         Request {
             target: Target::Local,
@@ -96,7 +95,31 @@ fn sim_dial(sim: &mut Sim, from: usize, to: usize) {
             timeout_ms: 5000,
         },
     );
-    let _ = t;
+}
+
+/// Asks node `i` to run `cmd` on `target`, runs the network for `run_us`,
+/// and returns the answer it gathered by then.
+fn ask(
+    sim: &mut Sim,
+    i: usize,
+    target: Target,
+    cmd: Command,
+    timeout_ms: u64,
+    run_us: u64,
+) -> Outcome {
+    let t = sim.request(
+        i,
+        Request {
+            target,
+            cmd,
+            timeout_ms,
+        },
+    );
+    sim.run_for(run_us);
+    match sim.replies(i, t).last() {
+        Some(Reply::Done(o)) => o.clone(),
+        other => panic!("node {i} did not answer in {run_us} us: {other:?}"),
+    }
 }
 
 fn converge(sim: &mut Sim) -> u64 {
@@ -138,7 +161,6 @@ fn one_node_joining_200_costs_one_flood() {
     converge(&mut sim);
     sim.run_for(5 * SEC);
     let before = sim.counters.clone();
-    let t0 = sim.now_us();
     let new = sim.add_node(Config::default(), &[hv.hv[1]]);
     let t = sim
         .run_until_true(10 * SEC, |s| s.converged())
@@ -151,7 +173,6 @@ fn one_node_joining_200_costs_one_flood() {
         sim.counters.frames - before.frames
     );
     assert_eq!(sim.status(0, new), Some(Status::Alive));
-    let _ = t0;
     // Two announcements (the newcomer's and its parent's) over ~250 links,
     // plus the newcomer's sync: a few hundred frames, not thousands.
     assert!(nas < 1500, "a join flooded {nas} announcements");
@@ -295,18 +316,7 @@ fn deadend_never_relays() {
     assert_eq!(sim.status(b, d), Some(Status::Alive));
     assert_eq!(sim.status(a, b), None, "a learnt of b through a deadend");
     assert_eq!(sim.status(b, a), None, "b learnt of a through a deadend");
-    let t = sim.request(
-        a,
-        Request {
-            target: Target::All,
-            cmd: Command::Ping,
-            timeout_ms: 2000,
-        },
-    );
-    sim.run_for(3 * SEC);
-    let Some(Reply::Done(o)) = sim.replies(a, t).last() else {
-        panic!("no answer")
-    };
+    let o = ask(&mut sim, a, Target::All, Command::Ping, 2000, 3 * SEC);
     let names: Vec<_> = o.answers.iter().map(|x| x.answer.id).collect();
     assert_eq!(
         names,
@@ -358,7 +368,6 @@ fn all_ping_reaches_every_node_and_returns_before_the_deadline() {
     let mut sim = Sim::new(8, NetConfig::default());
     hierarchy(&mut sim, 20);
     converge(&mut sim);
-    let start = sim.now_us();
     let t = sim.request(
         150,
         Request {
@@ -381,20 +390,16 @@ fn all_ping_reaches_every_node_and_returns_before_the_deadline() {
         took < SEC,
         "waited {took} us: it should return when all answered"
     );
-    let _ = start;
     // A container (deadend leaf) reaches a container on another hypervisor.
-    let t = sim.request(
+    let vm60 = sim.id(60).to_string();
+    let o = ask(
+        &mut sim,
         199,
-        Request {
-            target: Target::Remote(sim.id(60).to_string()),
-            cmd: Command::List,
-            timeout_ms: 5000,
-        },
+        Target::Remote(vm60),
+        Command::List,
+        5000,
+        SEC,
     );
-    sim.run_for(SEC);
-    let Some(Reply::Done(o)) = sim.replies(199, t).last() else {
-        panic!("no answer")
-    };
     let Body::List { nodes } = &o.answers[0].answer.body else {
         panic!()
     };
@@ -411,18 +416,7 @@ fn all_with_a_frozen_node_names_it_at_the_deadline() {
     sim.run_until_true(5 * SEC, |s| s.converged())
         .expect("converged");
     sim.freeze(c);
-    let t = sim.request(
-        b,
-        Request {
-            target: Target::All,
-            cmd: Command::Ping,
-            timeout_ms: 1000,
-        },
-    );
-    sim.run_for(1100 * 1000);
-    let Some(Reply::Done(o)) = sim.replies(b, t).last() else {
-        panic!("no answer at the deadline")
-    };
+    let o = ask(&mut sim, b, Target::All, Command::Ping, 1000, 1100 * 1000);
     assert_eq!(o.answers.len(), 2);
     assert_eq!(o.missing.len(), 1);
     assert_eq!(o.missing[0].id, sim.id(c));
@@ -436,20 +430,15 @@ fn forget_removes_a_dead_node_everywhere_and_refuses_a_live_one() {
     let c = sim.add_node(Config::default(), &[a]);
     sim.run_until_true(5 * SEC, |s| s.converged())
         .expect("converged");
-    let t = sim.request(
+    let c_id = sim.id(c).to_string();
+    let o = ask(
+        &mut sim,
         b,
-        Request {
-            target: Target::Local,
-            cmd: Command::Forget {
-                node: sim.id(c).to_string(),
-            },
-            timeout_ms: 1000,
-        },
+        Target::Local,
+        Command::Forget { node: c_id.clone() },
+        1000,
+        SEC,
     );
-    sim.run_for(SEC);
-    let Some(Reply::Done(o)) = sim.replies(b, t).last() else {
-        panic!()
-    };
     assert!(
         matches!(o.answers[0].answer.body, Body::Error { .. }),
         "forgot a live node"
@@ -457,20 +446,14 @@ fn forget_removes_a_dead_node_everywhere_and_refuses_a_live_one() {
     sim.crash(c);
     sim.run_for(SEC);
     assert_eq!(sim.status(b, c), Some(Status::Unreachable));
-    let t = sim.request(
+    let o = ask(
+        &mut sim,
         b,
-        Request {
-            target: Target::Local,
-            cmd: Command::Forget {
-                node: sim.id(c).to_string(),
-            },
-            timeout_ms: 1000,
-        },
+        Target::Local,
+        Command::Forget { node: c_id.clone() },
+        1000,
+        SEC,
     );
-    sim.run_for(SEC);
-    let Some(Reply::Done(o)) = sim.replies(b, t).last() else {
-        panic!()
-    };
     assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
     assert_eq!(sim.status(a, c), None);
     assert_eq!(sim.status(b, c), None);
@@ -506,18 +489,7 @@ fn stop_announces_left_and_the_node_is_kept_as_left() {
     let c = sim.add_node(Config::default(), &[b]);
     sim.run_until_true(5 * SEC, |s| s.converged())
         .expect("converged");
-    let t = sim.request(
-        a,
-        Request {
-            target: Target::All,
-            cmd: Command::Stop,
-            timeout_ms: 3000,
-        },
-    );
-    sim.run_for(5 * SEC);
-    let Some(Reply::Done(o)) = sim.replies(a, t).last() else {
-        panic!()
-    };
+    let o = ask(&mut sim, a, Target::All, Command::Stop, 3000, 5 * SEC);
     assert_eq!(o.answers.len(), 3, "{o:?}");
     for i in [a, b, c] {
         assert!(!sim.is_up(i), "node {i} still runs");

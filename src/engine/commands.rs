@@ -15,7 +15,6 @@ use crate::wire::peer::{Dest, Hop, NodeId, PeerMsg, Routed, RoutedReply};
 #[derive(Debug)]
 pub struct Pending {
     token: Token,
-    cmd: Command,
     /// Nodes that have not answered yet.
     waiting: BTreeSet<NodeId>,
     /// Everyone expected, for progress counts.
@@ -248,7 +247,6 @@ impl Engine {
             mid,
             Pending {
                 token,
-                cmd: req.cmd.clone(),
                 expected: waiting.len(),
                 waiting,
                 answers: Vec::new(),
@@ -532,7 +530,6 @@ impl Engine {
             })
             .collect();
         missing.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-        let _ = p.cmd;
         let outcome = Outcome {
             origin: me,
             answers,
@@ -710,14 +707,6 @@ impl Engine {
             exited: false,
         });
         self.persist();
-        self.check_stop();
-    }
-
-    pub(super) fn link_lost_for_stop(&mut self, _peer: Option<NodeId>) {
-        self.check_stop();
-    }
-
-    pub(super) fn stop_timers(&mut self, _ms: u64) {
         self.check_stop();
     }
 

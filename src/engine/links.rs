@@ -440,7 +440,7 @@ impl Engine {
                 d.state = DialState::Due(ms + delay);
             }
         }
-        self.link_lost_for_stop(l.peer);
+        self.check_stop();
     }
 
     /// Heartbeats and timeouts.

@@ -315,7 +315,7 @@ impl Engine {
         if self.persist_at.is_some_and(|t| ms >= t) {
             self.persist();
         }
-        self.stop_timers(ms);
+        self.check_stop();
     }
 
     /// The monotonic time in µs by which [`Engine::tick`] must run next.
@@ -351,7 +351,7 @@ impl Engine {
     pub fn shutdown(&mut self, now: Now) {
         self.now = now;
         self.begin_stop(None, false);
-        self.stop_timers(now.ms());
+        self.check_stop();
     }
 
     /// Our own announcement as it stands.

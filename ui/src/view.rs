@@ -152,7 +152,7 @@ pub fn visible_rows(app: &App) -> Vec<VisibleRow> {
     }
     // Nodes caught in a cycle of stale parents still show, at the top level.
     for n in nodes {
-        if !done.contains(n.id.as_str()) && !is_folded_away(app, n, &children) {
+        if !done.contains(n.id.as_str()) && !is_folded_away(app, n) {
             out.push(VisibleRow {
                 id: n.id.clone(),
                 depth: 0,
@@ -163,7 +163,7 @@ pub fn visible_rows(app: &App) -> Vec<VisibleRow> {
     out
 }
 
-fn is_folded_away(app: &App, n: &Node, _children: &HashMap<&str, Vec<&Node>>) -> bool {
+fn is_folded_away(app: &App, n: &Node) -> bool {
     let mut p = n.parent.as_deref();
     let mut guard = 0;
     while let Some(id) = p {
@@ -375,21 +375,15 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         format!("daust top: {me}"),
         Style::default().add_modifier(Modifier::BOLD),
     ));
-    spans.push(Span::raw("  "));
-    spans.push(Span::styled(
-        format!("{a} alive"),
-        status_style(Status::Alive),
-    ));
-    spans.push(Span::raw("  "));
-    spans.push(Span::styled(
-        format!("{u} unreachable"),
-        Style::default().fg(Color::Red),
-    ));
-    spans.push(Span::raw("  "));
-    spans.push(Span::styled(
-        format!("{l} left"),
-        Style::default().fg(Color::Yellow),
-    ));
+    let counts = [
+        (format!("{a} alive"), status_style(Status::Alive)),
+        (format!("{u} unreachable"), Style::default().fg(Color::Red)),
+        (format!("{l} left"), Style::default().fg(Color::Yellow)),
+    ];
+    for (text, style) in counts {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(text, style));
+    }
     spans.push(Span::raw(format!(
         "  peer traffic {auth}  {} by {}",
         if app.tree { "tree" } else { "list" },
