@@ -123,7 +123,7 @@ fn msg() -> impl Strategy<Value = PeerMsg> {
             any::<bool>()
         )
             .prop_map(|(entries, done)| PeerMsg::Digest { entries, done }),
-        na().prop_map(|n| PeerMsg::Na(Box::new(n))),
+        na().prop_map(|n| PeerMsg::Na(std::sync::Arc::new(n))),
         (id(), version()).prop_map(|(id, version)| PeerMsg::Forget { id, version }),
         (
             any::<u64>(),

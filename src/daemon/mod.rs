@@ -512,6 +512,7 @@ async fn run(s: Settings) -> Result<(), String> {
     std::fs::set_permissions(&s.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict the control socket: {e}"))?;
     let clock = Clock(Instant::now());
+    crate::engine::idmap::set_seed(crate::sys::random_u128() as u64);
     let mut engine = Engine::new(
         s.cfg.clone(),
         id,

@@ -2,6 +2,7 @@
 //! timeouts, and redialling with backoff.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::{Action, Config, Engine, LinkId, LinkInfo, Now};
 use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, PROTO_MAJOR, PROTO_MINOR};
@@ -226,7 +227,7 @@ impl Engine {
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
             PeerMsg::Na(na) => {
                 if self.links.get(&link).is_some_and(|l| l.active) {
-                    self.on_na(link, *na)
+                    self.on_na(link, na)
                 }
             }
             PeerMsg::Forget { id, version } => {
@@ -315,7 +316,7 @@ impl Engine {
                 d.backoff_ms = self.cfg.redial_min_ms;
             }
         }
-        self.on_na(link, h.na);
+        self.on_na(link, Arc::new(h.na));
         self.send_digest(link);
         self.dirty_routes();
         self.schedule_announce();
@@ -382,7 +383,7 @@ impl Engine {
             if let Some(e) = self.table.entries.get(&id) {
                 self.actions.push(Action::Send {
                     link,
-                    msg: PeerMsg::Na(Box::new(e.na.clone())),
+                    msg: PeerMsg::Na(Arc::clone(&e.na)),
                 });
             }
         }

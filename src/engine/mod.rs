@@ -15,12 +15,14 @@
 
 mod commands;
 pub mod config;
+pub mod idmap;
 pub mod limits;
 mod links;
 pub mod rng;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,7 @@ use crate::wire::ctl::{Reply, Status};
 use crate::wire::peer::{Announcement, Neighbor, NodeId, NodeRecord, PeerMsg, Version};
 
 pub use config::Config;
+use idmap::IdMap;
 use rng::Rng;
 use table::Table;
 
@@ -117,7 +120,7 @@ pub struct Snapshot {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapNode {
     /// Its newest announcement.
-    pub na: Announcement,
+    pub na: Arc<Announcement>,
     /// Its status when written.
     pub status: Status,
     /// When it was last seen, wall ms.
@@ -151,7 +154,7 @@ pub struct Engine {
     next_mid: u64,
     seen: HashSet<(NodeId, u64)>,
     seen_order: VecDeque<(NodeId, u64)>,
-    forgotten: HashMap<NodeId, Version>,
+    forgotten: IdMap<Version>,
     rng: Rng,
     announce_at: Option<u64>,
     /// When we last announced, ms (for the leading-edge debounce).
@@ -217,7 +220,7 @@ impl Engine {
             next_mid: 1,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
-            forgotten: HashMap::new(),
+            forgotten: IdMap::default(),
             rng: Rng::new(seed),
             announce_at: None,
             announced_ms: 0,
@@ -229,7 +232,7 @@ impl Engine {
             now,
         };
         let na = e.own_na();
-        e.table.offer(na, now.wall_ms);
+        e.table.offer(Arc::new(na), now.wall_ms);
         for p in snap.peers {
             e.add_dial(&p, true);
         }
@@ -395,11 +398,11 @@ impl Engine {
         self.announced_ms = self.now.ms();
         self.refresh_at = self.now.ms() + self.cfg.refresh_ms;
         self.version.seq += 1;
-        let na = self.own_na();
-        self.table.offer(na.clone(), self.now.wall_ms);
+        let na = Arc::new(self.own_na());
+        self.table.offer(Arc::clone(&na), self.now.wall_ms);
         self.actions.push(Action::NodeChanged(self.me));
         self.dirty_routes();
-        self.flood(None, PeerMsg::Na(Box::new(na)), true);
+        self.flood(None, PeerMsg::Na(na), true);
         self.schedule_persist();
     }
 
@@ -424,7 +427,7 @@ impl Engine {
     }
 
     /// An announcement arrived on `link` (or in a handshake).
-    fn on_na(&mut self, link: LinkId, na: Announcement) {
+    fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
         if na.id == self.me {
             if na.version >= self.version {
                 // A copy of us from a previous life (clock went back, or the
@@ -449,12 +452,12 @@ impl Engine {
             tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
             return;
         }
-        if self.table.offer(na.clone(), self.now.wall_ms) {
+        if self.table.offer(Arc::clone(&na), self.now.wall_ms) {
             self.forgotten.remove(&na.id);
             self.actions.push(Action::NodeChanged(na.id));
             self.dirty_routes();
             self.schedule_persist();
-            self.flood(Some(link), PeerMsg::Na(Box::new(na)), false);
+            self.flood(Some(link), PeerMsg::Na(na), false);
         }
     }
 
@@ -527,7 +530,7 @@ impl Engine {
             .values()
             .filter(|e| e.na.id != self.me)
             .map(|e| SnapNode {
-                na: e.na.clone(),
+                na: Arc::clone(&e.na),
                 status: e.status,
                 last_seen_ms: e.last_seen_ms,
                 parent: e.parent,

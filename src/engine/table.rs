@@ -1,8 +1,10 @@
 //! The node table (link-state database) and what is computed from it: the
 //! graph, the shortest-path tree, next hops, statuses and last-seen times.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
+use super::idmap::IdMap;
 use crate::wire::ctl::{NodeView, Status};
 use crate::wire::peer::{Announcement, NodeId, Version};
 
@@ -10,7 +12,7 @@ use crate::wire::peer::{Announcement, NodeId, Version};
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// The newest announcement seen.
-    pub na: Announcement,
+    pub na: Arc<Announcement>,
     /// Computed status.
     pub status: Status,
     /// Wall clock ms at which it was last seen alive (or said goodbye).
@@ -40,7 +42,7 @@ pub struct Change {
 #[derive(Debug, Default)]
 pub struct Table {
     /// Every node known, this one included.
-    pub entries: HashMap<NodeId, Entry>,
+    pub entries: IdMap<Entry>,
 }
 
 impl Table {
@@ -51,7 +53,7 @@ impl Table {
 
     /// Stores an announcement if it is newer than the one held. Returns
     /// whether it was stored.
-    pub fn offer(&mut self, na: Announcement, now_ms: u64) -> bool {
+    pub fn offer(&mut self, na: Arc<Announcement>, now_ms: u64) -> bool {
         match self.entries.get_mut(&na.id) {
             Some(e) if e.na.version >= na.version => false,
             Some(e) => {
@@ -93,18 +95,17 @@ impl Table {
         my_links: &[(NodeId, Option<u32>)],
         now_ms: u64,
     ) -> (Vec<Change>, Vec<NodeId>) {
-        let mut found: HashMap<NodeId, (u32, Option<NodeId>, NodeId)> = HashMap::new();
-        let mut rtt: HashMap<NodeId, Option<u32>> = HashMap::new();
+        // Per node reached: hops, parent, first hop, RTT along the tree.
+        let mut found: IdMap<(u32, Option<NodeId>, NodeId, Option<u32>)> = IdMap::default();
+        found.reserve(self.entries.len());
         let mut queue = VecDeque::new();
-        found.insert(me, (0, None, me));
-        rtt.insert(me, Some(0));
+        found.insert(me, (0, None, me, Some(0)));
         let mut first: Vec<(NodeId, Option<u32>)> = my_links.to_vec();
         first.sort();
         first.dedup_by_key(|(n, _)| *n);
         for (n, r) in first {
             if n != me && self.entries.contains_key(&n) && !found.contains_key(&n) {
-                found.insert(n, (1, Some(me), n));
-                rtt.insert(n, r);
+                found.insert(n, (1, Some(me), n, r));
                 queue.push_back(n);
             }
         }
@@ -115,11 +116,18 @@ impl Table {
             if ex.na.record.deadend || ex.na.left {
                 continue;
             }
-            let (hops, _, first_hop) = found[&x];
-            let mut next: Vec<NodeId> = ex.na.neighbors.iter().map(|n| n.id).collect();
-            next.sort();
-            for n in next {
-                if found.contains_key(&n) || !self.entries.contains_key(&n) {
+            let Some(&(hops, _, first_hop, rtt_x)) = found.get(&x) else {
+                continue;
+            };
+            // Neighbours in id order, so ties between equally short paths
+            // break the same way on every node whatever order a peer sent.
+            let mut next: Vec<&crate::wire::peer::Neighbor> = ex.na.neighbors.iter().collect();
+            if !next.is_sorted_by_key(|n| n.id) {
+                next.sort_by_key(|n| n.id);
+            }
+            for link in next {
+                let n = link.id;
+                if found.contains_key(&n) {
                     continue;
                 }
                 let agrees = self
@@ -127,20 +135,8 @@ impl Table {
                     .get(&n)
                     .is_some_and(|e| e.na.neighbors.iter().any(|m| m.id == x));
                 if agrees {
-                    found.insert(n, (hops + 1, Some(x), first_hop));
-                    let link = ex
-                        .na
-                        .neighbors
-                        .iter()
-                        .find(|m| m.id == n)
-                        .and_then(|m| m.rtt_us);
-                    let sum = rtt
-                        .get(&x)
-                        .copied()
-                        .flatten()
-                        .zip(link)
-                        .map(|(a, b)| a.saturating_add(b));
-                    rtt.insert(n, sum);
+                    let sum = rtt_x.zip(link.rtt_us).map(|(a, b)| a.saturating_add(b));
+                    found.insert(n, (hops + 1, Some(x), first_hop, sum));
                     queue.push_back(n);
                 }
             }
@@ -150,9 +146,9 @@ impl Table {
         for (id, e) in self.entries.iter_mut() {
             let before = e.status;
             let place = (e.parent, e.hops);
-            e.rtt_us = rtt.get(id).copied().flatten();
             match found.get(id) {
-                Some(&(hops, parent, first_hop)) => {
+                Some(&(hops, parent, first_hop, rtt)) => {
+                    e.rtt_us = rtt;
                     e.hops = Some(hops);
                     if parent.is_some() || *id == me {
                         e.parent = parent;
@@ -168,6 +164,7 @@ impl Table {
                     }
                 }
                 None => {
+                    e.rtt_us = None;
                     e.hops = None;
                     e.next_hop = None;
                     e.status = if e.na.left {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use super::ctl::{Answer, Command};
 
@@ -256,7 +257,7 @@ pub enum PeerMsg {
         done: bool,
     },
     /// A node announcement, flooded.
-    Na(Box<Announcement>),
+    Na(Arc<Announcement>),
     /// Drop a node from every table, flooded.
     Forget {
         /// The node.
