@@ -60,6 +60,11 @@ enum Event {
         link: LinkId,
         msg: PeerMsg,
     },
+    /// A stalled frame's packets reached `node` out of order.
+    Stir {
+        node: usize,
+        link: LinkId,
+    },
     LinkUp {
         node: usize,
         link: LinkId,
@@ -111,6 +116,9 @@ pub struct Sim {
     events: HashMap<u64, Event>,
     next_seq: u64,
     cut: HashSet<(usize, usize)>,
+    /// Lossy paths: frames from a to b are held until the time given (a
+    /// segment TCP keeps retransmitting), while b sees packets arrive.
+    stalled: HashMap<(usize, usize), u64>,
     replies: HashMap<(usize, u64), Vec<Reply>>,
     next_token: u64,
     /// Traffic so far.
@@ -134,6 +142,7 @@ impl Sim {
             events: HashMap::new(),
             next_seq: 0,
             cut: HashSet::new(),
+            stalled: HashMap::new(),
             replies: HashMap::new(),
             next_token: 1,
             counters: Counters::default(),
@@ -260,6 +269,13 @@ impl Sim {
         }
     }
 
+    /// Holds every frame from `a` to `b` until `us` of simulated time from
+    /// now, as TCP does behind a segment lost again and again; `b` sees
+    /// the packets sent meanwhile arrive out of order.
+    pub fn stall(&mut self, a: usize, b: usize, us: u64) {
+        self.stalled.insert((a, b), self.now_us + us);
+    }
+
     /// Removes every cut.
     pub fn heal(&mut self) {
         self.cut.clear();
@@ -342,6 +358,7 @@ impl Sim {
             | Event::LinkUp { node, .. }
             | Event::LinkDown { node, .. }
             | Event::DialFailed { node, .. }
+            | Event::Stir { node, .. }
             | Event::Wake { node } => *node,
         };
         if self.nodes[node].frozen {
@@ -353,6 +370,11 @@ impl Sim {
             return;
         };
         match ev {
+            Event::Stir { link, .. } => {
+                if self.ends.get(&(node, link)).is_some_and(|x| x.open) {
+                    e.transport_alive(now, link);
+                }
+            }
             Event::Deliver { link, msg, .. } => {
                 if self.ends.get(&(node, link)).is_some_and(|x| x.open) {
                     e.frame(now, link, msg);
@@ -425,7 +447,15 @@ impl Sim {
                 if !open || self.cut.contains(&(i, j)) {
                     return;
                 }
-                let at = (self.now_us + self.delay()).max(last);
+                let arrive = self.now_us + self.delay();
+                let mut at = arrive.max(last);
+                if let Some(&until) = self.stalled.get(&(i, j)) {
+                    if arrive < until {
+                        // Its packets get there; TCP holds them back.
+                        self.push(arrive, Event::Stir { node: j, link: lj });
+                        at = at.max(until);
+                    }
+                }
                 if let Some(end) = self.ends.get_mut(&(i, link)) {
                     end.last_us = at;
                 }

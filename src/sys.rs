@@ -149,6 +149,29 @@ pub fn random_u128() -> u128 {
     t ^ ((std::process::id() as u128) << 64)
 }
 
+/// How many data segments the kernel has received on TCP socket `fd`,
+/// in order or not (`tcpi_data_segs_in` of `TCP_INFO`, Linux 4.6 and
+/// later). It moves while a peer's packets arrive behind a lost one, when
+/// the application has nothing to read yet. None if the kernel won't say.
+pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
+    const IPPROTO_TCP: i32 = 6;
+    const TCP_INFO: i32 = 11;
+    const DATA_SEGS_IN: usize = 152; // offset in struct tcp_info
+    extern "C" {
+        fn getsockopt(fd: i32, level: i32, name: i32, val: *mut u8, len: *mut u32) -> i32;
+    }
+    let mut info = [0u8; 256];
+    let mut len = info.len() as u32;
+    // SAFETY: `info` is a writable buffer of `len` bytes that outlives the
+    // call, and the kernel writes at most `len` bytes and updates `len`.
+    let r = unsafe { getsockopt(fd, IPPROTO_TCP, TCP_INFO, info.as_mut_ptr(), &mut len) };
+    if r != 0 || (len as usize) < DATA_SEGS_IN + 4 {
+        return None;
+    }
+    let b = info.get(DATA_SEGS_IN..DATA_SEGS_IN + 4)?;
+    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// The user id this process runs as.
 pub fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
@@ -160,6 +183,24 @@ pub fn uid() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_info_counts_segments_received() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut a = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (mut b, _) = l.accept().expect("accept");
+        let before = tcp_data_segs_in(b.as_raw_fd()).expect("TCP_INFO");
+        for _ in 0..3 {
+            a.write_all(b"x").expect("write");
+            let mut one = [0u8; 1];
+            b.read_exact(&mut one).expect("read");
+        }
+        let after = tcp_data_segs_in(b.as_raw_fd()).expect("TCP_INFO");
+        assert!(after >= before + 3, "{before} -> {after}");
+        assert_eq!(tcp_data_segs_in(-1), None);
+    }
 
     #[test]
     fn default_route_is_read_in_host_order() {

@@ -495,3 +495,51 @@ fn stop_announces_left_and_the_node_is_kept_as_left() {
         assert!(!sim.is_up(i), "node {i} still runs");
     }
 }
+
+#[test]
+fn a_lossy_link_is_kept_while_its_packets_arrive_and_dropped_when_it_stays_stuck() {
+    // a - b - c: b's frames to a stall behind a segment TCP keeps
+    // retransmitting; a sees b's later packets arrive out of order.
+    let mut sim = Sim::new(21, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    let c = sim.add_node(Config::default(), &[b]);
+    converge(&mut sim);
+    let alive_throughout = |sim: &mut Sim, us: u64| {
+        let end = sim.now_us() + us;
+        while sim.now_us() < end {
+            sim.run_for(100_000);
+            if sim.status(a, c) != Some(Status::Alive) || sim.status(c, a) != Some(Status::Alive) {
+                return false;
+            }
+        }
+        true
+    };
+    // 6 s stuck: twice the heartbeat timeout, but b is visibly sending.
+    sim.stall(b, a, 6 * SEC);
+    assert!(
+        alive_throughout(&mut sim, 8 * SEC),
+        "a lossy link was taken for a dead one"
+    );
+    // Stuck past the lossy limit (10 heartbeats): the link is as good as
+    // down and goes, so routes can go around it.
+    sim.stall(b, a, 30 * SEC);
+    let t = sim
+        .run_until_true(20 * SEC, |s| s.status(a, c) == Some(Status::Unreachable))
+        .expect("a link stuck for good is closed");
+    assert!(
+        (9 * SEC..=11 * SEC).contains(&t),
+        "closed after {t} us, not at the 10 s lossy limit"
+    );
+    // A frozen peer sends nothing: still noticed after three heartbeats.
+    sim.heal();
+    let mut sim = Sim::new(22, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    converge(&mut sim);
+    sim.freeze(b);
+    let t = sim
+        .run_until_true(10 * SEC, |s| s.status(a, b) == Some(Status::Unreachable))
+        .expect("frozen peer noticed");
+    assert!(t <= 3 * SEC + 100_000, "took {t} us");
+}

@@ -47,6 +47,9 @@ const LINGER: Duration = Duration::from_millis(500);
 /// How long shutdown waits for queued frames and replies to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often a state dir that refused a write is tried again.
+const PERSIST_RETRY: Duration = Duration::from_secs(10);
+
 #[derive(FromArgs, Debug)]
 /// daustd: the daust daemon. It phones home to the nodes given with -k,
 /// accepts links from others, and keeps a table of every node in the
@@ -451,6 +454,11 @@ pub enum Input {
         /// The message.
         msg: PeerMsg,
     },
+    /// Packets arrive on a link without completing a frame.
+    TransportAlive {
+        /// The link.
+        link: LinkId,
+    },
     /// Undecodable bytes arrived; the reader stopped.
     BadFrame {
         /// On this link.
@@ -638,6 +646,7 @@ async fn run(s: Settings) -> Result<(), String> {
                         engine.link_up(now, link, info);
                     }
                     Input::Frame { link, msg } => engine.frame(now, link, msg),
+                    Input::TransportAlive { link } => engine.transport_alive(now, link),
                     Input::BadFrame { link, err } => engine.bad_frame(now, link, &err),
                     Input::LinkDown { link, reason } => {
                         links.remove(&link);
@@ -794,18 +803,38 @@ async fn run(s: Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes snapshots as they come; only the latest matters.
+/// Writes snapshots as they come; only the latest matters. While the
+/// state dir refuses writes (read-only, full) the latest is kept and tried
+/// again every [`PERSIST_RETRY`], with or without news.
 fn persist_loop(
     mut dir: StateDir,
     mut rx: tokio::sync::watch::Receiver<Option<crate::engine::Snapshot>>,
 ) {
+    let mut pending = None;
+    let mut next_try = Instant::now();
     loop {
-        let changed = block_on(rx.changed());
-        let snap = rx.borrow_and_update().clone();
-        if let Some(snap) = snap {
-            dir.save_snapshot(&snap);
+        let closed = if pending.is_none() {
+            block_on(rx.changed()).is_err()
+        } else {
+            // Waiting to retry: news replaces the pending snapshot.
+            let wait = next_try.saturating_duration_since(Instant::now());
+            matches!(
+                block_on(tokio::time::timeout(wait, rx.changed())),
+                Ok(Err(_))
+            )
+        };
+        if let Some(snap) = rx.borrow_and_update().clone() {
+            pending = Some(snap);
         }
-        if changed.is_err() {
+        if closed || Instant::now() >= next_try {
+            if let Some(snap) = pending.take() {
+                if !dir.save_snapshot(&snap) {
+                    pending = Some(snap);
+                    next_try = Instant::now() + PERSIST_RETRY;
+                }
+            }
+        }
+        if closed {
             break;
         }
     }

@@ -2,6 +2,7 @@
 //! dialling. No protocol decisions: frames go to the driver as they come.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +26,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from a socket at once: small, because an idle or silent
 /// connection should cost little (a thousand of them, 8 MiB).
 const READ_CHUNK: usize = 8 * 1024;
+
+/// How often a quiet link looks at its socket for packets that arrived
+/// without completing a frame (see [`crate::engine::Engine::transport_alive`]).
+const STIR_CHECK: Duration = Duration::from_millis(500);
 
 /// What the driver tells a link's writer.
 #[derive(Debug)]
@@ -125,6 +130,9 @@ async fn read_loop(
 ) {
     let mut buf: Vec<u8> = Vec::new();
     let mut raw = vec![0u8; READ_CHUNK];
+    let mut tick = tokio::time::interval(STIR_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut segs, mut framed) = (None, false);
     let reason = loop {
         if opener.is_none() && buf.starts_with(&secure::MAGIC[..4]) {
             let err = FrameError::Invalid(
@@ -142,6 +150,7 @@ async fn read_loop(
                 if inputs.send(Input::Frame { link, msg }).await.is_err() {
                     return;
                 }
+                framed = true;
                 continue;
             }
             Ok(None) => {}
@@ -158,7 +167,20 @@ async fn read_loop(
                 .clamp(1, READ_CHUNK),
             _ => READ_CHUNK,
         };
-        match rd.read(&mut raw[..want]).await {
+        let read = tokio::select! {
+            r = rd.read(&mut raw[..want]) => r,
+            _ = tick.tick() => {
+                // Packets in, no frame out: the peer is sending behind a
+                // lost segment (a lossy path), not frozen or gone.
+                let now = crate::sys::tcp_data_segs_in(rd.as_ref().as_raw_fd());
+                if !framed && now.is_some() && segs.is_some() && now != segs {
+                    let _ = inputs.send(Input::TransportAlive { link }).await;
+                }
+                (segs, framed) = (now, false);
+                continue;
+            }
+        };
+        match read {
             Ok(0) => {
                 break if buf.is_empty() {
                     "closed by peer".to_string()

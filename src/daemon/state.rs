@@ -40,7 +40,8 @@ pub fn socket_in(dir: &Path) -> PathBuf {
 pub struct StateDir {
     /// Its path.
     pub path: PathBuf,
-    /// False once a write failed: the daemon runs memory-only.
+    /// False while writes fail (read-only, full): the daemon runs
+    /// memory-only and retries now and then (see [`StateDir::save_snapshot`]).
     pub writable: bool,
     _lock: Option<File>,
 }
@@ -72,11 +73,15 @@ impl StateDir {
         if let Err(e) = &created {
             tracing::warn!(dir = %path.display(), "state dir cannot be created ({e}); running memory-only");
         }
+        // A read-only dir still gets locked (flock works on a read-only
+        // file), so writes can resume safely once it takes them again.
+        let lock_file = path.join("daustd.lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(path.join("daustd.lock"));
+            .open(&lock_file)
+            .or_else(|_| File::open(&lock_file));
         let lock = match lock {
             Ok(f) => match f.try_lock() {
                 Ok(()) => Some(f),
@@ -84,7 +89,7 @@ impl StateDir {
                     return Err(StateError::AlreadyRunning(path.to_path_buf()))
                 }
                 Err(fs::TryLockError::Error(e)) => {
-                    tracing::warn!(dir = %path.display(), "cannot lock the state dir ({e})");
+                    tracing::warn!(dir = %path.display(), "cannot lock the state dir ({e}); running memory-only");
                     None
                 }
             },
@@ -95,7 +100,7 @@ impl StateDir {
         };
         let writable = lock.is_some() && probe_writable(path);
         if lock.is_some() && !writable {
-            tracing::warn!(dir = %path.display(), "state dir is not writable: running memory-only, nothing survives a restart");
+            tracing::warn!(dir = %path.display(), "state dir is not writable: running memory-only until it is");
         }
         Ok(StateDir {
             path: path.to_path_buf(),
@@ -157,22 +162,41 @@ impl StateDir {
         }
     }
 
-    /// Writes the snapshot atomically.
-    pub fn save_snapshot(&mut self, snap: &Snapshot) {
+    /// Writes the snapshot atomically. Returns whether it is on disk; the
+    /// caller retries a failed one later (the disk may get room again).
+    pub fn save_snapshot(&mut self, snap: &Snapshot) -> bool {
         match serde_json::to_vec(snap) {
             Ok(b) => self.write("snapshot.json", &b),
-            Err(e) => tracing::warn!("cannot encode the snapshot: {e}"),
+            Err(e) => {
+                tracing::warn!("cannot encode the snapshot: {e}");
+                false
+            }
         }
     }
 
-    /// Writes `name` atomically; the first failure turns on memory-only.
-    fn write(&mut self, name: &str, data: &[u8]) {
-        if !self.writable {
-            return;
+    /// Writes `name` atomically. The first failure turns on memory-only
+    /// with one warning, the first success after it turns it off with one
+    /// line; what was on disk before stays intact either way. Without the
+    /// lock nothing is written: another daemon may own the dir.
+    fn write(&mut self, name: &str, data: &[u8]) -> bool {
+        if self._lock.is_none() {
+            return false;
         }
-        if let Err(e) = write_atomic(&self.path.join(name), data) {
-            tracing::warn!(dir = %self.path.display(), "cannot write {name} ({e}); running memory-only from now on");
-            self.writable = false;
+        match write_atomic(&self.path.join(name), data) {
+            Ok(()) => {
+                if !self.writable {
+                    tracing::info!(dir = %self.path.display(), "the state dir takes writes again: saving state");
+                    self.writable = true;
+                }
+                true
+            }
+            Err(e) => {
+                if self.writable {
+                    tracing::warn!(dir = %self.path.display(), "cannot write {name} ({e}); running memory-only until it can, the last saved state is kept");
+                    self.writable = false;
+                }
+                false
+            }
         }
     }
 
@@ -189,16 +213,25 @@ fn probe_writable(dir: &Path) -> bool {
     write_atomic(&dir.join(".probe"), b"").is_ok() && fs::remove_file(dir.join(".probe")).is_ok()
 }
 
-/// Temp file, fsync, rename, fsync of the dir.
+/// Temp file, fsync, rename, fsync of the dir. On failure the temp file
+/// goes (a full disk must not fill up further) and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
+    let r = write_then_rename(&tmp, path, data);
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
     {
-        let mut f = File::create(&tmp)?;
+        let mut f = File::create(tmp)?;
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(data)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
+    fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();

@@ -42,15 +42,56 @@ pub struct Link {
     pub seen_as: Option<String>,
     /// Ids the peer listed in its digest so far (during sync only).
     pub digest_seen: Option<HashSet<NodeId>>,
+    /// Last time the transport showed the peer sending although no frame
+    /// completed (see [`Engine::transport_alive`]), ms.
+    pub stirring_ms: u64,
+    /// The current silence was logged as a lossy path.
+    pub lossy_logged: bool,
+    /// Last probe sent by the side that does not ping, ms (see
+    /// [`Link::probe_due`]).
+    pub probe_ms: u64,
 }
 
+/// A link silent for this many heartbeats is dead, unless its peer is
+/// visibly still sending (a lossy path), which buys it up to
+/// [`LOSSY_HEARTBEATS`].
+pub const DEAD_HEARTBEATS: u64 = 3;
+/// The longest silence a link survives while its peer's packets still
+/// arrive out of order: TCP retransmitting one segment lost four times in a
+/// row (0.2% at 20% loss) stalls about 6 s; a path worse than this is as
+/// good as down.
+pub const LOSSY_HEARTBEATS: u64 = 10;
+
 impl Link {
+    /// When the link is dead if nothing more arrives, ms.
+    pub fn dead_at(&self) -> u64 {
+        let normal = self.last_rx_ms + DEAD_HEARTBEATS * self.hb_ms;
+        if self.stirring_ms > self.last_rx_ms {
+            let lossy = self.last_rx_ms + LOSSY_HEARTBEATS * self.hb_ms;
+            (self.stirring_ms + DEAD_HEARTBEATS * self.hb_ms).clamp(normal, lossy)
+        } else {
+            normal
+        }
+    }
+
+    /// The side that does not ping (the one that accepted) answers pings
+    /// only; while it hears nothing for a heartbeat it pings too, once per
+    /// heartbeat, so a stall in one direction cannot silence the other
+    /// (the stalled side would see nothing stir and call the link dead).
+    pub fn probe_due(&self) -> Option<u64> {
+        if self.next_ping_ms.is_some() || self.peer.is_none() {
+            return None;
+        }
+        Some((self.last_rx_ms + self.hb_ms).max(self.probe_ms + self.hb_ms))
+    }
+
     /// The earliest time this link needs attention, ms.
     pub fn next_deadline(&self, cfg: &Config) -> u64 {
         if self.peer.is_none() {
             return self.opened_ms + cfg.handshake_timeout_ms;
         }
-        let dead = self.last_rx_ms + 3 * self.hb_ms;
+        let dead = self.dead_at();
+        let dead = self.probe_due().map_or(dead, |p| p.min(dead));
         self.next_ping_ms.map_or(dead, |p| p.min(dead))
     }
 }
@@ -130,6 +171,9 @@ impl Engine {
                 rtt_us: None,
                 seen_as: None,
                 digest_seen: None,
+                stirring_ms: 0,
+                lossy_logged: false,
+                probe_ms: 0,
             },
         );
         let hello = Hello {
@@ -167,6 +211,19 @@ impl Engine {
         self.dial_resolved(addr, Err(format!("can't connect to {addr}: {err}")));
     }
 
+    /// The transport shows the peer on `link` still sending although no
+    /// frame completed since the last one: its packets arrive out of order
+    /// behind a lost one (the daemon reads this off the TCP socket). Such
+    /// a link is lossy, not dead: it gets up to [`LOSSY_HEARTBEATS`]
+    /// before it is closed. A frozen or unplugged peer sends nothing, so
+    /// this never delays noticing those.
+    pub fn transport_alive(&mut self, now: Now, link: LinkId) {
+        self.now = now;
+        if let Some(l) = self.links.get_mut(&link) {
+            l.stirring_ms = now.ms();
+        }
+    }
+
     /// A connection closed (EOF, error, or after we asked to close it).
     pub fn link_down(&mut self, now: Now, link: LinkId, reason: &str) {
         self.now = now;
@@ -186,6 +243,10 @@ impl Engine {
         let Some(l) = self.links.get_mut(&link) else {
             return;
         };
+        if l.lossy_logged {
+            l.lossy_logged = false;
+            tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link: frames arrive again after {} ms", ms.saturating_sub(l.last_rx_ms));
+        }
         l.last_rx_ms = ms;
         let established = l.peer.is_some();
         match msg {
@@ -455,9 +516,17 @@ impl Engine {
                 }
                 continue;
             }
-            if ms >= l.last_rx_ms + 3 * l.hb_ms {
+            if ms >= l.dead_at() {
                 close.push((*id, format!("no heartbeat for {} ms", ms - l.last_rx_ms)));
                 continue;
+            }
+            if ms >= l.last_rx_ms + DEAD_HEARTBEATS * l.hb_ms && !l.lossy_logged {
+                l.lossy_logged = true;
+                tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link: no frame for {} ms but the peer's packets still arrive (a lossy path): keeping it for up to {} ms", ms - l.last_rx_ms, LOSSY_HEARTBEATS * l.hb_ms);
+            }
+            if l.probe_due().is_some_and(|p| ms >= p) {
+                l.probe_ms = ms;
+                pings.push((*id, PeerMsg::Ping { s: 0, r: None }));
             }
             if let Some(p) = l.next_ping_ms {
                 if ms >= p {
