@@ -172,6 +172,46 @@ pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
     Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// Tells a service manager about this process (`READY=1`, `STOPPING=1`,
+/// `STATUS=...`) on `$NOTIFY_SOCKET`, as sd_notify(3) does: one datagram
+/// to a Unix socket, `@` naming the abstract namespace. Without the
+/// variable, nothing happens. Returns whether a datagram went out.
+pub fn notify(state: &str) -> bool {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return false;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return false;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = &sent {
+        tracing::warn!("NOTIFY_SOCKET: cannot tell the service manager: {e}");
+    }
+    sent.is_ok()
+}
+
+/// Sends SIGKILL to every process in group `pgid` (a hook and whatever it
+/// started).
+pub fn kill_group(pgid: u32) {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    let Ok(pid) = i32::try_from(pgid) else { return };
+    if pid > 1 {
+        // SAFETY: kill(2) takes plain integers; a negative pid names a group.
+        unsafe {
+            kill(-pid, 9);
+        }
+    }
+}
+
 /// The user id this process runs as.
 pub fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;

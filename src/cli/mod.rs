@@ -147,6 +147,7 @@ pub fn main(args: &[String]) -> ExitCode {
         },
         Action::Run(cmd) => run(&p, cmd.clone()),
         Action::Top => top::main(&socket_path(&p), p.once, p.width),
+        Action::Events => events(&p),
         Action::Keygen => {
             println!("{}", crate::daemon::secure::keygen());
             ExitCode::SUCCESS
@@ -194,6 +195,27 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
         }
     };
     match reply {
+        Reply::Done(o) if p.dot => {
+            // Statuses of nodes that did not answer come from the local table.
+            let list = Request {
+                target: Target::Local,
+                cmd: crate::wire::ctl::Command::List,
+                timeout_ms: p.timeout.as_millis() as u64,
+            };
+            let nodes = match exchange(&socket, &list, p.timeout + GRACE, |_| {}) {
+                Ok(Reply::Done(l)) => l
+                    .answers
+                    .into_iter()
+                    .find_map(|a| match a.answer.body {
+                        crate::wire::ctl::Body::List { nodes } => Some(nodes),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let _ = print_out(&render::dot(&o, &nodes));
+            ExitCode::SUCCESS
+        }
         Reply::Done(o) => {
             let (text, ok) = render::outcome(&cmd, all, &o);
             let out = if p.json {
@@ -219,9 +241,68 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
             eprintln!("daust: {message}");
             ExitCode::from(code.max(1))
         }
-        Reply::Progress { .. } | Reply::Table { .. } | Reply::Changed { .. } => {
+        Reply::Progress { .. } | Reply::Table { .. } | Reply::Changed { .. } | Reply::Event(_) => {
             eprintln!("daust: unexpected reply from the daemon");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `daust events`: one line per membership change until the daemon goes
+/// away (exit 0) or the reader does (a closed pipe, Ctrl-C).
+fn events(p: &Phrase) -> ExitCode {
+    let socket = socket_path(p);
+    let req = Request {
+        target: Target::Local,
+        cmd: crate::wire::ctl::Command::Events,
+        timeout_ms: 0,
+    };
+    let mut s = match UnixStream::connect(&socket) {
+        Ok(s) => s,
+        Err(_) => {
+            eprintln!("daust: can't reach the local daustd at {}; is it running? start it with: daustd -d", socket.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(bytes) = wire::encode(&req) else {
+        return ExitCode::FAILURE;
+    };
+    if s.write_all(&bytes).is_err() {
+        eprintln!("daust: the daemon hung up");
+        return ExitCode::FAILURE;
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match wire::decode::<Reply>(&buf) {
+            Ok(Some((r, used))) => {
+                buf.drain(..used);
+                let line = match r {
+                    Reply::Event(ev) if p.json => serde_json::to_string(&ev).unwrap_or_default(),
+                    Reply::Event(ev) => render::event(&ev),
+                    Reply::Error { message, code } => {
+                        eprintln!("daust: {message}");
+                        return ExitCode::from(code.max(1));
+                    }
+                    _ => continue,
+                };
+                if print_out(&(line + "\n")).is_err() {
+                    return ExitCode::SUCCESS; // the reader is gone
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("daust: bad reply from the daemon: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                eprintln!("daust: daustd stopped: no more events");
+                return ExitCode::SUCCESS;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Phrase {
     pub once: bool,
     /// `top --width N`.
     pub width: Option<u16>,
+    /// `trace all --dot`.
+    pub dot: bool,
 }
 
 /// What the phrase asks for.
@@ -41,6 +43,8 @@ pub enum Action {
     Version,
     /// The live view.
     Top,
+    /// Stream membership events.
+    Events,
     /// Print a new cluster key.
     Keygen,
 }
@@ -62,7 +66,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "trace",
-        "",
+        "[--dot]",
         "with all: the tree of the network; with a target: the path to it",
     ),
     (
@@ -96,6 +100,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "print a new random cluster key (for daustd --key-file)",
     ),
     ("top", "[--once]", "live view of the network tree"),
+    (
+        "events",
+        "[--json]",
+        "membership changes as they happen, one line each",
+    ),
     ("help", "[COMMAND]", "this help, or one command's"),
 ];
 
@@ -111,6 +120,7 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
         verbose: 0,
         once: false,
         width: None,
+        dot: false,
     };
     let mut cmd: Option<Action> = None;
     let mut help = false;
@@ -134,6 +144,7 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
         };
         match flag {
             "--json" => p.json = true,
+            "--dot" => p.dot = true,
             "--once" => p.once = true,
             "--width" => {
                 let v = match inline {
@@ -211,6 +222,7 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
                     "stop" => Action::Run(Command::Stop),
                     "help" => Action::Help(None),
                     "top" => Action::Top,
+                    "events" => Action::Events,
                     "keygen" => Action::Keygen,
                     "keys" => Action::Run(Command::Keys),
                     "join" => {
@@ -238,7 +250,17 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
                 "\"top\" shows the local daemon's view: no remote or all".into(),
             ))
         }
+        (false, Some(Action::Events)) if p.target != Target::Local => {
+            return Err(UsageError(
+                "\"events\" streams what the local daemon sees: no remote or all".into(),
+            ))
+        }
         (false, Some(a)) => {
+            if p.dot && (a != Action::Run(Command::Trace) || p.target != Target::All || p.json) {
+                return Err(UsageError(
+                    "--dot goes with \"trace all\" (and not with --json)".into(),
+                ));
+            }
             if (p.once || p.width.is_some()) && a != Action::Top {
                 return Err(UsageError("--once and --width go with \"top\"".into()));
             }
@@ -290,11 +312,17 @@ pub fn command_help(word: &str) -> Option<String> {
         }
         "trace" => {
             "trace all: the tree of the paths the command took\n\
-                    trace X / trace remote X: the hops to X with the RTT of each link"
+                    trace X / trace remote X: the hops to X with the RTT of each link\n\
+                    trace all --dot: the network as Graphviz DOT (daust trace all --dot | dot -Tsvg > net.svg)"
         }
         "stop" => "all stop: every node stops, the local one last",
         "forget" => "refused for nodes that are alive",
         "top" => "keys: ? in the view; --once prints one frame as text (--width N columns)",
+        "events" => {
+            "prints: TIME EVENT NAME ADDR [via NEIGHBOUR] [(what changed)]\n\
+                     events: joined, updated, unreachable, reachable, left, forgotten;\n\
+                     --json: one JSON object per line; ends on Ctrl-C or when daustd stops"
+        }
         _ => "",
     };
     Some(format!(

@@ -217,3 +217,132 @@ pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> (String, bool) {
     }
     (s, ok)
 }
+
+/// One event as `daust events` prints it:
+/// `TIME EVENT NAME ADDR [via NEIGHBOUR] [(what changed)]`.
+pub fn event(ev: &crate::wire::ctl::Event) -> String {
+    let n = &ev.node;
+    let addr = n
+        .internal_ip
+        .clone()
+        .or_else(|| n.public_ip.clone())
+        .or_else(|| n.addrs.first().cloned())
+        .unwrap_or_else(|| "-".into());
+    let mut line = format!(
+        "{} {} {} {addr}",
+        utc(ev.time_ms),
+        ev.event.as_str(),
+        n.name
+    );
+    if let Some(v) = &ev.via {
+        line.push_str(&format!(" via {v}"));
+    }
+    if !ev.changed.is_empty() {
+        line.push_str(&format!(" ({})", ev.changed.join(", ")));
+    }
+    line
+}
+
+/// Wall clock ms as `2026-11-26T08:50:14.123Z`.
+pub fn utc(ms: u64) -> String {
+    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Days to civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+/// `trace all --dot`: the network as Graphviz DOT. Nodes that answered
+/// hang below the node they were reached through, the edge labelled with
+/// that link's RTT; nodes in the local table that did not answer hang,
+/// dashed, below their last known parent. Colours by status.
+pub fn dot(o: &Outcome, table: &[crate::wire::ctl::NodeView]) -> String {
+    use crate::wire::ctl::Status;
+    // A quoted DOT string; a newline becomes DOT's line break.
+    let q = |s: &str| {
+        let e = s.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{}\"", e.replace('\n', "\\n"))
+    };
+    let mut out = String::from(
+        "digraph daust {\n  graph [rankdir=LR, fontname=\"sans-serif\", fontsize=10];\n  \
+         node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\", fontsize=10];\n  \
+         edge [fontname=\"sans-serif\", fontsize=9];\n",
+    );
+    let colour = |s: Status| match s {
+        Status::Alive => "#b8e0b0",
+        Status::Unreachable => "#f2a7a7",
+        Status::Left => "#d6d6d6",
+    };
+    let status: HashMap<NodeId, Status> = table.iter().map(|n| (n.id, n.status)).collect();
+    let mut drawn = std::collections::HashSet::new();
+    for r in &o.answers {
+        let a = &r.answer;
+        let st = status.get(&a.id).copied().unwrap_or(Status::Alive);
+        let label = format!("{}\n{}", a.name, a.addr.clone().unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "  {} [label={}, fillcolor=\"{}\"];",
+            q(&a.id.to_string()),
+            q(&label),
+            colour(st)
+        );
+        drawn.insert(a.id);
+        let n = r.path.len();
+        if n >= 2 {
+            let from = &r.path[n - 2];
+            let rtt = from.rtt_us.map_or(String::new(), |u| ms(u as u64));
+            let _ = writeln!(
+                out,
+                "  {} -> {} [label={}];",
+                q(&from.id.to_string()),
+                q(&a.id.to_string()),
+                q(&rtt)
+            );
+        }
+    }
+    for v in table.iter().filter(|v| !drawn.contains(&v.id)) {
+        let addr = v.internal_ip.clone().unwrap_or_default();
+        let label = format!("{}\n{}\n{}", v.name, addr, v.status.as_str());
+        let _ = writeln!(
+            out,
+            "  {} [label={}, fillcolor=\"{}\"];",
+            q(&v.id.to_string()),
+            q(&label),
+            colour(v.status)
+        );
+        if let Some(p) = v.parent {
+            let _ = writeln!(
+                out,
+                "  {} -> {} [style=dashed, color=\"#c03030\", label={}];",
+                q(&p.to_string()),
+                q(&v.id.to_string()),
+                q(&format!("last seen {} s ago", v.last_seen_secs))
+            );
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::utc(1_795_595_414_123), "2026-11-25T08:30:14.123Z");
+    }
+}

@@ -7,6 +7,10 @@
 //! control connection, the listeners, and the snapshot writer.
 
 mod control;
+pub mod events;
+pub mod hooks;
+pub mod logfile;
+pub mod metrics;
 mod net;
 pub mod secure;
 pub mod state;
@@ -22,7 +26,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 
 use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Token};
-use crate::wire::ctl::{Reply, Request};
+use crate::wire::ctl::{Command, Event, Reply, Request, Target};
 use crate::wire::peer::{NodeRecord, PeerMsg};
 use crate::wire::FrameError;
 use net::{LinkHandle, Outgoing};
@@ -72,7 +76,8 @@ pub struct Args {
     /// the default route, or the --bind address if it is specific)
     #[argh(option, short = 'i', arg_name = "IFACE")]
     pub iface: Option<String>,
-    /// log file (default when detached: daustd.log in the state dir)
+    /// log file (default when detached: daustd.log in the state dir);
+    /// rotated daily to FILE.YYYY-MM-DD, 7 kept; SIGHUP reopens it
     #[argh(option, short = 'l', arg_name = "FILE")]
     pub log: Option<PathBuf>,
     /// more log output: -v debug, -vv trace
@@ -111,6 +116,18 @@ pub struct Args {
     /// `daust keygen`
     #[argh(option, arg_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// run CMD (by /bin/sh -c) for each membership event, with DAUST_EVENT,
+    /// DAUST_NODE_NAME, DAUST_NODE_ID, DAUST_NODE_ADDR, ... set and the event
+    /// as JSON on stdin; KINDS=CMD runs it only for those (joined, updated,
+    /// unreachable, reachable, left, forgotten; comma-separated); repeatable
+    #[argh(option, arg_name = "[KINDS=]CMD")]
+    pub on_event: Vec<String>,
+    /// how long a hook may run before it is killed (default 30s)
+    #[argh(option, default = "String::from(\"30s\")", arg_name = "DUR")]
+    pub hook_timeout: String,
+    /// serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)
+    #[argh(option, arg_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Everything the daemon needs, checked.
@@ -122,6 +139,9 @@ struct Settings {
     state_dir: PathBuf,
     socket: PathBuf,
     record: NodeRecord,
+    hooks: Vec<hooks::Hook>,
+    hook_timeout: Duration,
+    metrics: Option<SocketAddr>,
 }
 
 use crate::engine::limits::{MAX_NAME, MAX_TAGS, MAX_TAG_LEN};
@@ -131,6 +151,21 @@ fn settings(args: Args) -> Result<Settings, String> {
     let forget =
         crate::duration::parse(&args.forget_after).map_err(|e| format!("--forget-after: {e}"))?;
     let keys = load_keys(args.key_file.as_deref())?;
+    let hooks = args
+        .on_event
+        .iter()
+        .map(|h| h.parse())
+        .collect::<Result<Vec<hooks::Hook>, String>>()?;
+    let hook_timeout =
+        crate::duration::parse(&args.hook_timeout).map_err(|e| format!("--hook-timeout: {e}"))?;
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(|m| {
+            m.parse::<SocketAddr>()
+                .map_err(|_| format!("--metrics {m:?}: want ADDR:PORT, e.g. 127.0.0.1:9464"))
+        })
+        .transpose()?;
     let cfg = Config {
         heartbeat_ms: hb.as_millis() as u64,
         forget_after_ms: forget.as_millis() as u64,
@@ -210,6 +245,9 @@ fn settings(args: Args) -> Result<Settings, String> {
         state_dir,
         socket,
         record,
+        hooks,
+        hook_timeout,
+        metrics,
     })
 }
 
@@ -389,6 +427,9 @@ fn detach(s: &Settings) -> ExitCode {
     }
 }
 
+/// The log file, for SIGHUP to reopen.
+static LOG: std::sync::OnceLock<std::sync::Arc<logfile::LogFile>> = std::sync::OnceLock::new();
+
 fn init_logging(s: &Settings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let level = match s.args.verbose {
         0 => tracing::Level::INFO,
@@ -415,12 +456,15 @@ fn init_logging(s: &Settings) -> Option<tracing_appender::non_blocking::WorkerGu
                 .recursive(true)
                 .mode(0o700)
                 .create(dir);
-            let name = path
-                .file_name()
-                .map(|n| n.to_owned())
-                .unwrap_or_else(|| "daustd.log".into());
-            let appender = tracing_appender::rolling::never(dir, name);
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let log = match logfile::LogFile::open(&path, logfile::KEEP, Box::new(wall_ms)) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("daustd: cannot open the log file {}: {e}", path.display());
+                    return None;
+                }
+            };
+            let _ = LOG.set(log.clone());
+            let (writer, guard) = tracing_appender::non_blocking(logfile::Writer(log));
             let _ = builder.with_ansi(false).with_writer(writer).try_init();
             Some(guard)
         }
@@ -453,6 +497,11 @@ pub enum Input {
         link: LinkId,
         /// The message.
         msg: PeerMsg,
+    },
+    /// `/metrics` was asked for: render the page.
+    Metrics {
+        /// Where the page goes.
+        tx: tokio::sync::oneshot::Sender<String>,
     },
     /// Packets arrive on a link without completing a frame.
     TransportAlive {
@@ -511,6 +560,15 @@ async fn run(s: Settings) -> Result<(), String> {
     dir.write_pid();
     let id = dir.ident();
     let snapshot = dir.load_snapshot();
+    // How each node stood before this start, so events tell only changes.
+    let before: std::collections::HashMap<_, _> = snapshot
+        .iter()
+        .flat_map(|sn| sn.nodes.iter().map(|n| (n.na.id, n.status)))
+        .collect();
+    let metrics_listener = match s.metrics {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(s.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", s.bind))?;
@@ -566,6 +624,31 @@ async fn run(s: Settings) -> Result<(), String> {
         next_id.clone(),
         ctl_permits.clone(),
     ));
+    let hook_stats = std::sync::Arc::new(hooks::HookStats::default());
+    let runners = hooks::start(s.hooks.clone(), s.hook_timeout, hook_stats.clone());
+    // Events: a restart waits three heartbeats plus a second for links to
+    // come back before calling anyone unreachable.
+    let grace = 3 * s.cfg.heartbeat_ms + 1000;
+    let mut tracker = events::Tracker::new(
+        id,
+        &s.record.name,
+        engine.views(),
+        &before,
+        wall_ms(),
+        if before.is_empty() { 0 } else { grace },
+    );
+    let mut event_subs: std::collections::HashMap<Token, mpsc::Sender<Reply>> = Default::default();
+    if let Some(l) = metrics_listener {
+        tracing::info!(addr = %s.metrics.map(|a| a.to_string()).unwrap_or_default(), "serving metrics on /metrics");
+        tasks.spawn(metrics::serve(l, tx.clone()));
+    }
+    // Sockets are up and requests get queued for the driver: ready.
+    crate::sys::notify(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=daustd {} listening on {}",
+        std::process::id(),
+        s.record.name,
+        s.bind
+    ));
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(None);
     let persister = tokio::task::spawn_blocking(move || persist_loop(dir, snap_rx));
 
@@ -584,17 +667,24 @@ async fn run(s: Settings) -> Result<(), String> {
     let mut watch_changed = std::collections::BTreeSet::new();
     let mut watch_removed = std::collections::BTreeSet::new();
     let mut watch_sent = tokio::time::Instant::now();
+    let grace_end = tokio::time::Instant::now() + Duration::from_millis(grace);
     let mut exiting = false;
     while !exiting {
+        if tracker.in_grace(wall_ms()) && grace_end <= tokio::time::Instant::now() {
+            let evs = tracker.end_grace(engine.views(), wall_ms());
+            tell(&evs, &runners, &hook_stats, &mut event_subs);
+        }
         if !(watch_changed.is_empty() && watch_removed.is_empty())
             && watch_sent.elapsed() >= WATCH_BATCH
         {
             watch_sent = tokio::time::Instant::now();
-            let nodes = std::mem::take(&mut watch_changed)
+            let nodes: Vec<_> = std::mem::take(&mut watch_changed)
                 .iter()
                 .filter_map(|id| engine.view(id))
                 .collect();
-            let removed = std::mem::take(&mut watch_removed).into_iter().collect();
+            let removed: Vec<_> = std::mem::take(&mut watch_removed).into_iter().collect();
+            let evs = tracker.update(nodes.iter().cloned(), &removed, wall_ms());
+            tell(&evs, &runners, &hook_stats, &mut event_subs);
             let reply = Reply::Changed { nodes, removed };
             // A watcher that cannot keep up is dropped; it reconnects and
             // starts again from the whole table.
@@ -607,6 +697,9 @@ async fn run(s: Settings) -> Result<(), String> {
             });
         }
         let mut wake = clock.instant(engine.next_wakeup());
+        if tracker.in_grace(wall_ms()) {
+            wake = wake.min(grace_end);
+        }
         if !(watch_changed.is_empty() && watch_removed.is_empty()) {
             wake = wake.min(watch_sent + WATCH_BATCH);
         }
@@ -619,10 +712,15 @@ async fn run(s: Settings) -> Result<(), String> {
             _ = term.recv() => { tracing::info!("SIGTERM"); engine.shutdown(clock.now()) }
             _ = int.recv() => { tracing::info!("SIGINT"); engine.shutdown(clock.now()) }
             _ = hup.recv() => {
+                if let Some(l) = LOG.get() {
+                    l.reopen();
+                    tracing::info!("SIGHUP: log file reopened");
+                }
                 // Key rotation: new handshakes use the re-read keys; links
                 // up now keep their sessions.
                 match (&s.args.key_file, load_keys(s.args.key_file.as_deref())) {
                     (Some(_), Ok(Some(k))) => {
+                        crate::sys::notify("STATUS=cluster keys re-read");
                         tracing::info!(keys = ?k.fingerprints(), "SIGHUP: cluster keys re-read");
                         engine.set_key_ids(k.fingerprints());
                         if let Ok(mut g) = keys.write() {
@@ -654,8 +752,21 @@ async fn run(s: Settings) -> Result<(), String> {
                     }
                     Input::DialFailed { addr, err } => engine.dial_failed(now, &addr, &err),
                     Input::Ctl { token, req, tx } => {
+                        if req.cmd == Command::Events && req.target == Target::Local {
+                            event_subs.insert(token, tx);
+                            continue;
+                        }
                         clients.insert(token, tx);
                         engine.request(now, token, req);
+                    }
+                    Input::Metrics { tx } => {
+                        let info = engine.info();
+                        let page = metrics::Page {
+                            info: &info,
+                            floods: engine.floods(),
+                            hooks: &hook_stats,
+                        };
+                        let _ = tx.send(metrics::render(&page));
                     }
                 }
             }
@@ -680,7 +791,10 @@ async fn run(s: Settings) -> Result<(), String> {
                         if let Some(h) = links.get(&link) {
                             match h.tx.try_send(Outgoing::Msg(msg)) {
                                 Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(_)) => stuck.push(link),
+                                Err(mpsc::error::TrySendError::Full(_)) => {
+                                    metrics::add(&metrics::IO.dropped, 1);
+                                    stuck.push(link)
+                                }
                                 // The writer hit an error: the reader will
                                 // report the link down after delivering what
                                 // the peer sent before it closed.
@@ -690,7 +804,7 @@ async fn run(s: Settings) -> Result<(), String> {
                     }
                     Action::Close { link, reason } => {
                         if let Some(h) = links.remove(&link) {
-                            tracing::debug!(link, "closing: {reason}");
+                            tracing::debug!(peer = %engine.describe(link), "closing: {reason}");
                             h.reader.abort();
                             let _ = h.tx.try_send(Outgoing::Close);
                         }
@@ -734,17 +848,16 @@ async fn run(s: Settings) -> Result<(), String> {
                     Action::Exit => exiting = true,
                 }
             }
-            if !watchers.is_empty() {
-                for id in removed {
-                    watch_changed.remove(&id);
-                    watch_removed.insert(id);
-                }
-                watch_changed.extend(changed);
+            // Always gathered: events need them even with no watcher.
+            for id in removed {
+                watch_changed.remove(&id);
+                watch_removed.insert(id);
             }
+            watch_changed.extend(changed);
             for link in stuck {
                 if let Some(h) = links.remove(&link) {
                     tracing::warn!(
-                        link,
+                        peer = %engine.describe(link),
                         "peer too slow: {} frames queued; dropping the link",
                         net::LINK_QUEUE
                     );
@@ -754,6 +867,7 @@ async fn run(s: Settings) -> Result<(), String> {
             }
         }
     }
+    crate::sys::notify("STOPPING=1");
     accept_task.abort();
     ctl_task.abort();
     // Let writers flush what is queued (the goodbye, answers) and send
@@ -801,6 +915,21 @@ async fn run(s: Settings) -> Result<(), String> {
     let _ = std::fs::remove_file(s.state_dir.join("daustd.pid"));
     tracing::info!("daustd stopped");
     Ok(())
+}
+
+/// Hands events to the hooks and to `daust events` clients; a client that
+/// cannot keep up is dropped (it sees the stream end).
+fn tell(
+    evs: &[Event],
+    runners: &[hooks::Runner],
+    stats: &hooks::HookStats,
+    subs: &mut std::collections::HashMap<Token, mpsc::Sender<Reply>>,
+) {
+    for ev in evs {
+        tracing::debug!(node = %ev.node.name, "event: {}", ev.event.as_str());
+        hooks::dispatch(runners, ev, stats);
+        subs.retain(|_, tx| tx.try_send(Reply::Event(Box::new(ev.clone()))).is_ok());
+    }
 }
 
 /// Writes snapshots as they come; only the latest matters. While the

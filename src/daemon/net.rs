@@ -10,6 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::metrics;
 use super::secure::{self, Keys, Opener, Sealer};
 use super::Input;
 use crate::engine::{LinkId, LinkInfo};
@@ -151,6 +152,7 @@ async fn read_loop(
                     return;
                 }
                 framed = true;
+                metrics::add(&metrics::IO.frames_in, 1);
                 continue;
             }
             Ok(None) => {}
@@ -180,6 +182,9 @@ async fn read_loop(
                 continue;
             }
         };
+        if let Ok(n) = &read {
+            metrics::add(&metrics::IO.bytes_in, *n as u64);
+        }
         match read {
             Ok(0) => {
                 break if buf.is_empty() {
@@ -218,6 +223,7 @@ async fn write_loop(
             Outgoing::Msg(msg) => {
                 let Ok(mut bytes) = wire::encode(&msg) else {
                     tracing::error!("a message too large to send was dropped");
+                    metrics::add(&metrics::IO.dropped, 1);
                     continue;
                 };
                 if let Some(s) = sealer.as_mut() {
@@ -232,6 +238,8 @@ async fn write_loop(
                 if wr.write_all(&bytes).await.is_err() {
                     break;
                 }
+                metrics::add(&metrics::IO.frames_out, 1);
+                metrics::add(&metrics::IO.bytes_out, bytes.len() as u64);
             }
             Outgoing::Close => break,
         }

@@ -86,8 +86,15 @@ impl Engine {
         self.now = now;
         self.refresh_routes();
         match req.target.clone() {
-            _ if req.cmd == Command::Watch && req.target != Target::Local => {
-                self.error(token, "watch is for the local daemon only".into(), 2);
+            _ if matches!(req.cmd, Command::Watch | Command::Events)
+                && req.target != Target::Local =>
+            {
+                let word = req.cmd.word();
+                self.error(token, format!("{word} is for the local daemon only"), 2);
+            }
+            Target::Local if req.cmd == Command::Events => {
+                // The daemon serves the event stream; an engine alone has none.
+                self.error(token, "events are served by the daemon".into(), 1);
             }
             Target::Local if req.cmd == Command::Watch => {
                 let info = Box::new(self.info());
@@ -612,10 +619,10 @@ impl Engine {
                 let keys = self.cfg.key_ids.clone();
                 self.deliver(to, Body::Keys { keys });
             }
-            Command::Watch => self.deliver(
+            Command::Watch | Command::Events => self.deliver(
                 to,
                 Body::Error {
-                    message: "watch is for the local daemon only".into(),
+                    message: format!("{} is for the local daemon only", cmd.word()),
                 },
             ),
         }

@@ -607,7 +607,9 @@ impl Engine {
     }
 
     /// "name (addr)" of a link's peer, for logs.
-    pub(super) fn describe(&self, link: LinkId) -> String {
+    /// A link's peer for log lines: `name (address)`, or the address
+    /// before the handshake.
+    pub fn describe(&self, link: LinkId) -> String {
         match self.links.get(&link) {
             Some(l) if !l.peer_name.is_empty() => format!("{} ({})", l.peer_name, l.remote),
             Some(l) => l.remote.clone(),

@@ -169,6 +169,8 @@ pub struct Engine {
     stopping: Option<commands::Stopping>,
     actions: Vec<Action>,
     now: Now,
+    /// Messages passed to every link (for metrics).
+    floods: u64,
 }
 
 impl Engine {
@@ -230,6 +232,7 @@ impl Engine {
             stopping: None,
             actions: Vec::new(),
             now,
+            floods: 0,
         };
         let na = e.own_na();
         e.table.offer(Arc::new(na), now.wall_ms);
@@ -238,6 +241,11 @@ impl Engine {
         }
         e.refresh_routes();
         e
+    }
+
+    /// How many messages this node has flooded (its own and forwarded).
+    pub fn floods(&self) -> u64 {
+        self.floods
     }
 
     /// This node's id.
@@ -412,6 +420,7 @@ impl Engine {
         if !own && self.cfg.deadend {
             return;
         }
+        self.floods += 1;
         let targets: Vec<LinkId> = self
             .links
             .iter()

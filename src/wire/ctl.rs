@@ -47,6 +47,9 @@ pub enum Command {
     /// Local only: the whole table once ([`Reply::Table`]), then every change
     /// as it happens ([`Reply::Changed`]) until the client hangs up.
     Watch,
+    /// Local only: membership changes as they happen ([`Reply::Event`])
+    /// until the client hangs up.
+    Events,
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
             Command::Join { .. } => "join",
             Command::Forget { .. } => "forget",
             Command::Watch => "watch",
+            Command::Events => "events",
             Command::Keys => "keys",
         }
     }
@@ -120,6 +124,8 @@ pub enum Reply {
         /// Nodes dropped from the table.
         removed: Vec<NodeId>,
     },
+    /// To `events`: one membership change.
+    Event(Box<Event>),
     /// The request failed as a whole; the last frame.
     Error {
         /// What went wrong, for the user.
@@ -287,6 +293,76 @@ pub struct NodeView {
     pub version: String,
     /// It forwards nothing for others.
     pub deadend: bool,
+}
+
+/// What happened to a node, as `daust events` and hooks tell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A node this one had never seen.
+    Joined,
+    /// Its addresses, tags, name or version changed, or it restarted.
+    Updated,
+    /// It can no longer be reached.
+    Unreachable,
+    /// It can be reached again.
+    Reachable,
+    /// It said goodbye (a graceful stop).
+    Left,
+    /// It was dropped from the table (`forget`, or unseen too long).
+    Forgotten,
+}
+
+impl EventKind {
+    /// Every kind, in the order of a node's life.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Joined,
+        EventKind::Updated,
+        EventKind::Unreachable,
+        EventKind::Reachable,
+        EventKind::Left,
+        EventKind::Forgotten,
+    ];
+
+    /// The word for it: `joined`, `unreachable`, ...
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::Joined => "joined",
+            EventKind::Updated => "updated",
+            EventKind::Unreachable => "unreachable",
+            EventKind::Reachable => "reachable",
+            EventKind::Left => "left",
+            EventKind::Forgotten => "forgotten",
+        }
+    }
+
+    /// The kind a word names.
+    pub fn parse(word: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == word)
+    }
+}
+
+/// One membership change, as this node saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When this node saw it, wall clock ms since the epoch.
+    pub time_ms: u64,
+    /// What happened.
+    pub event: EventKind,
+    /// The node it happened to, as it stands now.
+    pub node: NodeView,
+    /// For `updated`: what changed (`addresses`, `tags`, `name`,
+    /// `version`, `restarted`).
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// The neighbour it was reached through: its parent in this node's
+    /// tree (for `unreachable`, the last one).
+    pub via: Option<String>,
+    /// Names along the tree from this node to it.
+    #[serde(default)]
+    pub path: Vec<String>,
+    /// The node that saw it (this daemon).
+    pub reporter: String,
 }
 
 /// Everything `info` tells about a node.

@@ -1,0 +1,166 @@
+//! The log file of `-l FILE`: appended to; at the first line of a new day
+//! (UTC) the file is renamed `FILE.YYYY-MM-DD` (the day it holds) and a new
+//! one begun, keeping the newest [`KEEP`] old files; SIGHUP reopens it, so
+//! logrotate and friends can move it away too.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Old log files kept beside the current one.
+pub const KEEP: usize = 7;
+
+/// Wall clock ms, injectable for tests.
+pub type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// A rotating, reopenable log file.
+pub struct LogFile {
+    path: PathBuf,
+    keep: usize,
+    clock: Clock,
+    reopen: AtomicBool,
+    state: Mutex<Option<(File, u64)>>,
+}
+
+impl LogFile {
+    /// Opens (creating, mode 0600) `path` for appending.
+    pub fn open(path: &Path, keep: usize, clock: Clock) -> io::Result<Arc<LogFile>> {
+        let day = clock() / 86_400_000;
+        let file = open(path)?;
+        Ok(Arc::new(LogFile {
+            path: path.to_path_buf(),
+            keep,
+            clock,
+            reopen: AtomicBool::new(false),
+            state: Mutex::new(Some((file, day))),
+        }))
+    }
+
+    /// Reopen the file before the next line (SIGHUP).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    fn write_line(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| io::Error::other("log lock poisoned"))?;
+        let today = (self.clock)() / 86_400_000;
+        let reopen = self.reopen.swap(false, Ordering::Relaxed);
+        let day = st.as_ref().map_or(today, |(_, d)| *d);
+        if today != day || reopen || st.is_none() {
+            if today != day {
+                // Rotation failures must not lose the line: keep writing
+                // to whatever can be opened.
+                let _ = fs::rename(&self.path, self.rotated(day));
+                self.prune();
+            }
+            *st = open(&self.path).ok().map(|f| (f, today));
+        }
+        match st.as_mut() {
+            Some((f, _)) => f.write(buf),
+            None => Ok(buf.len()), // nowhere to write: drop it, do not fail
+        }
+    }
+
+    /// `FILE.YYYY-MM-DD` for day number `day`.
+    fn rotated(&self, day: u64) -> PathBuf {
+        let date = crate::cli::render::utc(day * 86_400_000);
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{}", &date[..10]));
+        PathBuf::from(p)
+    }
+
+    /// Deletes all but the newest `keep` rotated files.
+    fn prune(&self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let mut old: Vec<PathBuf> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix(&prefix))
+                    .is_some_and(|d| d.len() == 10 && d.as_bytes()[4] == b'-')
+            })
+            .collect();
+        old.sort();
+        let n = old.len().saturating_sub(self.keep);
+        for p in &old[..n] {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The writer handed to the logger.
+pub struct Writer(pub Arc<LogFile>);
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_line(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn rotates_daily_keeps_a_few_and_reopens() {
+        let dir = std::env::temp_dir().join(format!("daust-log-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("d.log");
+        let now = Arc::new(AtomicU64::new(1_795_651_200_000)); // 2026-11-26 00:00 UTC
+        let t = now.clone();
+        let log =
+            LogFile::open(&path, 2, Box::new(move || t.load(Ordering::Relaxed))).expect("open");
+        let mut w = Writer(log.clone());
+        w.write_all(b"day one\n").expect("write");
+        for _ in 0..3 {
+            now.fetch_add(86_400_000, Ordering::Relaxed);
+            w.write_all(b"next day\n").expect("write");
+        }
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        // Three rotations (26th, 27th, 28th), two kept.
+        assert_eq!(names, ["d.log", "d.log.2026-11-27", "d.log.2026-11-28"]);
+        assert_eq!(fs::read_to_string(&path).expect("read"), "next day\n");
+        // Moved away by someone else, then SIGHUP: a new file.
+        fs::rename(&path, dir.join("moved")).expect("mv");
+        log.reopen();
+        w.write_all(b"after hup\n").expect("write");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "after hup\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
