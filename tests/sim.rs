@@ -482,16 +482,27 @@ fn forget_after_drops_old_dead_nodes() {
 }
 
 #[test]
-fn stop_announces_left_and_the_node_is_kept_as_left() {
+fn all_stop_hears_from_every_node_of_a_deep_tree_before_all_exit() {
+    // hv1 - hv2 - vm - {ct1, ct2 (deadends)}, and a second branch: every
+    // answer must come back through nodes that are stopping themselves.
     let mut sim = Sim::new(12, NetConfig::default());
-    let a = sim.add_node(Config::default(), &[]);
-    let b = sim.add_node(Config::default(), &[a]);
-    let c = sim.add_node(Config::default(), &[b]);
-    sim.run_until_true(5 * SEC, |s| s.converged())
-        .expect("converged");
-    let o = ask(&mut sim, a, Target::All, Command::Stop, 3000, 5 * SEC);
-    assert_eq!(o.answers.len(), 3, "{o:?}");
-    for i in [a, b, c] {
+    let dead = Config {
+        deadend: true,
+        ..Config::default()
+    };
+    let hv1 = sim.add_node(Config::default(), &[]);
+    let hv2 = sim.add_node(Config::default(), &[hv1]);
+    let vm = sim.add_node(Config::default(), &[hv2]);
+    let ct1 = sim.add_node(dead.clone(), &[vm]);
+    let ct2 = sim.add_node(dead, &[vm]);
+    let vm2 = sim.add_node(Config::default(), &[hv1]);
+    let deep = sim.add_node(Config::default(), &[vm2]);
+    converge(&mut sim);
+    let all = [hv1, hv2, vm, ct1, ct2, vm2, deep];
+    let o = ask(&mut sim, hv1, Target::All, Command::Stop, 3000, 5 * SEC);
+    assert!(o.missing.is_empty(), "no answer from {:?}", o.missing);
+    assert_eq!(o.answers.len(), all.len(), "{o:?}");
+    for i in all {
         assert!(!sim.is_up(i), "node {i} still runs");
     }
 }

@@ -65,7 +65,7 @@ pub struct Stopping {
     /// Exit at this time at the latest, ms.
     pub deadline_ms: u64,
     /// Neighbours that got the flooded `stop` from us: we relay their
-    /// answers until they are gone or said goodbye.
+    /// answers until they are gone (their link closed).
     wait_for: HashSet<NodeId>,
     /// Exit was asked for: nothing left to wait for.
     pub exited: bool,
@@ -425,14 +425,25 @@ impl Engine {
         self.send_resp(r);
     }
 
-    /// Sends an answer one hop towards its origin.
+    /// Sends an answer one hop towards its origin: back the way the
+    /// command came while that link is up (it still is when the nodes on
+    /// the way are stopping, and routes no longer pass through them), else
+    /// along the route.
     fn send_resp(&mut self, r: RoutedReply) {
-        let link = self
-            .table
-            .entries
-            .get(&r.to)
-            .and_then(|e| e.next_hop)
-            .and_then(|n| self.link_to(n));
+        let back = r
+            .path
+            .iter()
+            .rposition(|h| h.id == self.me)
+            .and_then(|k| k.checked_sub(1))
+            .and_then(|k| r.path.get(k))
+            .and_then(|h| self.link_to(h.id));
+        let link = back.or_else(|| {
+            self.table
+                .entries
+                .get(&r.to)
+                .and_then(|e| e.next_hop)
+                .and_then(|n| self.link_to(n))
+        });
         match link {
             Some(link) => {
                 let mut r = r;
@@ -717,19 +728,19 @@ impl Engine {
         self.check_stop();
     }
 
-    /// Exits once every neighbour we wait for is gone or left, or at the
-    /// deadline.
+    /// Exits once every neighbour we wait for has closed its link, or at
+    /// the deadline. Not when it says `left`: it says so as it starts to
+    /// stop, and may still relay answers from nodes behind it through us.
     pub(super) fn check_stop(&mut self) {
         let ms = self.now.ms();
         let Some(s) = &self.stopping else { return };
         if s.exited {
             return;
         }
-        let done = s.wait_for.iter().all(|p| {
-            let linked = self.links.values().any(|l| l.active && l.peer == Some(*p));
-            let left = self.table.entries.get(p).is_some_and(|e| e.na.left);
-            !linked || left
-        });
+        let done = s
+            .wait_for
+            .iter()
+            .all(|p| !self.links.values().any(|l| l.active && l.peer == Some(*p)));
         if done || ms >= s.deadline_ms {
             if let Some(s) = self.stopping.as_mut() {
                 s.exited = true;
