@@ -554,3 +554,27 @@ fn a_lossy_link_is_kept_while_its_packets_arrive_and_dropped_when_it_stays_stuck
         .expect("frozen peer noticed");
     assert!(t <= 3 * SEC + 100_000, "took {t} us");
 }
+
+#[test]
+fn an_idle_link_costs_one_ping_and_one_pong_per_heartbeat() {
+    let mut sim = Sim::new(23, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let _b = sim.add_node(Config::default(), &[a]);
+    converge(&mut sim);
+    sim.run_for(5 * SEC);
+    let count = |s: &Sim, t: &str| s.counters.by_type.get(t).copied().unwrap_or(0);
+    let (p0, q0, all0) = (
+        count(&sim, "ping"),
+        count(&sim, "pong"),
+        sim.counters.frames,
+    );
+    sim.run_for(20 * SEC);
+    let (pings, pongs) = (count(&sim, "ping") - p0, count(&sim, "pong") - q0);
+    assert!((19..=21).contains(&pings), "{pings} pings in 20 s");
+    assert!((19..=21).contains(&pongs), "{pongs} pongs in 20 s");
+    assert_eq!(
+        sim.counters.frames - all0,
+        pings + pongs,
+        "nothing else at rest"
+    );
+}

@@ -75,14 +75,16 @@ impl Link {
     }
 
     /// The side that does not ping (the one that accepted) answers pings
-    /// only; while it hears nothing for a heartbeat it pings too, once per
-    /// heartbeat, so a stall in one direction cannot silence the other
+    /// only; while it hears nothing for 1.5 heartbeats it pings too, once
+    /// per heartbeat, so a stall in one direction cannot silence the other
     /// (the stalled side would see nothing stir and call the link dead).
     pub fn probe_due(&self) -> Option<u64> {
         if self.next_ping_ms.is_some() || self.peer.is_none() {
             return None;
         }
-        Some((self.last_rx_ms + self.hb_ms).max(self.probe_ms + self.hb_ms))
+        // Half a heartbeat of slack: the peer's next ping is due about a
+        // heartbeat after its last, so on a healthy link this never fires.
+        Some((self.last_rx_ms + self.hb_ms * 3 / 2).max(self.probe_ms + self.hb_ms))
     }
 
     /// The earliest time this link needs attention, ms.
