@@ -162,6 +162,24 @@ fn bad_hook_specs_are_refused_at_start() {
     assert!(err.contains("unknown event"), "{err}");
 }
 
+/// Runs `cmd` with `input` on its stdin; its output. `what` names it if it
+/// cannot start.
+fn pipe(cmd: &mut Command, input: &str, what: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
 /// GET http://ADDR/PATH, the whole response.
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
@@ -201,19 +219,11 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         out.setdefault(s.name, []).append([s.labels, s.value])
 print(json.dumps(out))
 "#;
-    let mut py = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (with prometheus-client: pip install prometheus-client)");
-    py.stdin
-        .take()
-        .expect("stdin")
-        .write_all(body.as_bytes())
-        .expect("write");
-    let o = py.wait_with_output().expect("parser");
+    let o = pipe(
+        Command::new("python3").args(["-c", script]),
+        body,
+        "python3 (with prometheus-client: pip install prometheus-client)",
+    );
     assert!(
         o.status.success(),
         "the Prometheus parser rejected /metrics (or is missing: pip install prometheus-client):\n{}\n{body}",
@@ -279,19 +289,11 @@ fn trace_all_dot_draws_a_three_level_network_graphviz_accepts() {
     );
     assert!(dot.contains(" ms\""), "edges carry RTTs:\n{dot}");
     // Graphviz parses it and lays it out.
-    let mut g = Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dot (apt install graphviz)");
-    g.stdin
-        .take()
-        .expect("stdin")
-        .write_all(dot.as_bytes())
-        .expect("write");
-    let o = g.wait_with_output().expect("dot");
+    let o = pipe(
+        Command::new("dot").arg("-Tsvg"),
+        &dot,
+        "dot (apt install graphviz)",
+    );
     assert!(
         o.status.success(),
         "dot rejected it: {}\n{dot}",
