@@ -172,6 +172,22 @@ pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
     Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// Caps the TCP retransmission timeout of socket `fd` at `ms`
+/// (`TCP_RTO_MAX_MS`, Linux 6.15 and later; elsewhere nothing happens and
+/// false comes back). A lost segment is then retried at least that often
+/// instead of after 0.4, 0.8, 1.6, 3.2, 6.4 ... s: on a lossy path a link's
+/// silence stays near its loss, not its backoff.
+pub fn tcp_rto_max(fd: std::os::fd::RawFd, ms: u32) -> bool {
+    const IPPROTO_TCP: i32 = 6;
+    const TCP_RTO_MAX_MS: i32 = 44;
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
+    }
+    let v = (ms as i32).to_ne_bytes();
+    // SAFETY: `v` is a readable 4-byte buffer that outlives the call.
+    unsafe { setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, v.as_ptr(), 4) == 0 }
+}
+
 /// Tells a service manager about this process (`READY=1`, `STOPPING=1`,
 /// `STATUS=...`) on `$NOTIFY_SOCKET`, as sd_notify(3) does: one datagram
 /// to a Unix socket, `@` naming the abstract namespace. Without the
@@ -240,6 +256,18 @@ mod tests {
         let after = tcp_data_segs_in(b.as_raw_fd()).expect("TCP_INFO");
         assert!(after >= before + 3, "{before} -> {after}");
         assert_eq!(tcp_data_segs_in(-1), None);
+        assert!(!tcp_rto_max(-1, 1000));
+        // Where the kernel has TCP_RTO_MAX_MS (6.15+), it takes.
+        if tcp_rto_max(b.as_raw_fd(), 1000) {
+            extern "C" {
+                fn getsockopt(fd: i32, level: i32, name: i32, val: *mut u8, len: *mut u32) -> i32;
+            }
+            let mut v = [0u8; 4];
+            let mut len = 4u32;
+            // SAFETY: a 4-byte buffer and its length.
+            let r = unsafe { getsockopt(b.as_raw_fd(), 6, 44, v.as_mut_ptr(), &mut len) };
+            assert_eq!((r, i32::from_ne_bytes(v)), (0, 1000));
+        }
     }
 
     #[test]

@@ -579,6 +579,11 @@ async fn run(s: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot restrict the control socket: {e}"))?;
     let clock = Clock(Instant::now());
     crate::engine::idmap::set_seed(crate::sys::random_u128() as u64);
+    // Retransmit at least once a heartbeat (200 ms is TCP's least RTO).
+    net::RTO_MAX_MS.store(
+        s.cfg.heartbeat_ms.clamp(200, 120_000) as u32,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut engine = Engine::new(
         s.cfg.clone(),
         id,

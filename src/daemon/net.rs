@@ -32,6 +32,10 @@ const READ_CHUNK: usize = 8 * 1024;
 /// without completing a frame (see [`crate::engine::Engine::transport_alive`]).
 const STIR_CHECK: Duration = Duration::from_millis(500);
 
+/// The cap on TCP's retransmission timeout for links, ms: the heartbeat
+/// (set at start; see [`crate::sys::tcp_rto_max`]).
+pub static RTO_MAX_MS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1000);
+
 /// What the driver tells a link's writer.
 #[derive(Debug)]
 pub enum Outgoing {
@@ -70,6 +74,8 @@ pub async fn start_link(
     keys: Option<Arc<Keys>>,
 ) {
     let _ = stream.set_nodelay(true);
+    let rto = RTO_MAX_MS.load(std::sync::atomic::Ordering::Relaxed);
+    crate::sys::tcp_rto_max(stream.as_raw_fd(), rto);
     let remote = stream
         .peer_addr()
         .map(|a| a.to_string())
