@@ -578,3 +578,49 @@ fn an_idle_link_costs_one_ping_and_one_pong_per_heartbeat() {
         "nothing else at rest"
     );
 }
+
+#[test]
+fn a_forgotten_node_stays_forgotten_on_nodes_that_were_down_or_restart() {
+    // a hub, b and d on it, c to forget; d is down while c is forgotten.
+    let mut sim = Sim::new(24, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    let c = sim.add_node(Config::default(), &[a]);
+    let d = sim.add_node(Config::default(), &[a]);
+    converge(&mut sim);
+    let c_id = sim.id(c).to_string();
+    sim.crash(c);
+    sim.crash(d);
+    sim.run_for(5 * SEC);
+    let o = ask(
+        &mut sim,
+        b,
+        Target::Local,
+        Command::Forget { node: c_id },
+        1000,
+        SEC,
+    );
+    assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
+    assert_eq!(sim.status(a, c), None);
+    // d comes back from a snapshot that still holds c: told on link up.
+    sim.start(d);
+    sim.run_for(3 * SEC);
+    for i in [a, b, d] {
+        assert_eq!(
+            sim.status(i, c),
+            None,
+            "node {i} has the forgotten node back"
+        );
+    }
+    // a restarts: its tombstone survives in its snapshot.
+    sim.crash(a);
+    sim.start(a);
+    sim.run_for(3 * SEC);
+    for i in [a, b, d] {
+        assert_eq!(
+            sim.status(i, c),
+            None,
+            "node {i} has the forgotten node back"
+        );
+    }
+}

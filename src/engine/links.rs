@@ -415,6 +415,21 @@ impl Engine {
     fn on_digest(&mut self, link: LinkId, entries: Vec<(NodeId, Version)>, done: bool) {
         let deadend = self.cfg.deadend;
         let mut send = Vec::new();
+        // Nodes forgotten here that the peer still holds (it was down or
+        // cut off when the forget went round): tell it, or they come back.
+        let stale: Vec<(NodeId, Version)> = entries
+            .iter()
+            .filter_map(|(id, v)| {
+                let t = self.forgotten.get(id)?;
+                (*t >= *v).then_some((*id, *t))
+            })
+            .collect();
+        for (id, version) in stale {
+            self.actions.push(Action::Send {
+                link,
+                msg: PeerMsg::Forget { id, version },
+            });
+        }
         for (id, v) in &entries {
             if deadend && *id != self.me {
                 continue;

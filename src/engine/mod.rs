@@ -114,6 +114,9 @@ pub struct Snapshot {
     pub nodes: Vec<SnapNode>,
     /// Addresses to redial after a restart.
     pub peers: Vec<String>,
+    /// Tombstones: nodes forgotten, up to which version.
+    #[serde(default)]
+    pub forgotten: Vec<(NodeId, Version)>,
 }
 
 /// One node in the [`Snapshot`].
@@ -189,8 +192,14 @@ impl Engine {
         let snap = snapshot.unwrap_or_default();
         let inc = now.wall_ms.max(snap.incarnation + 1);
         let mut table = Table::default();
+        let forgotten: IdMap<Version> = snap
+            .forgotten
+            .iter()
+            .take(limits::MAX_NODES)
+            .copied()
+            .collect();
         for n in snap.nodes {
-            if n.na.id == me {
+            if n.na.id == me || forgotten.get(&n.na.id).is_some_and(|v| *v >= n.na.version) {
                 continue;
             }
             let last = if n.status == Status::Alive {
@@ -222,7 +231,7 @@ impl Engine {
             next_mid: 1,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
-            forgotten: IdMap::default(),
+            forgotten,
             rng: Rng::new(seed),
             announce_at: None,
             announced_ms: 0,
@@ -552,11 +561,15 @@ impl Engine {
             .filter(|(_, d)| d.persistent)
             .map(|(a, _)| a.clone())
             .collect();
+        let mut forgotten: Vec<(NodeId, Version)> =
+            self.forgotten.iter().map(|(id, v)| (*id, *v)).collect();
+        forgotten.sort();
         Snapshot {
             saved_ms: self.now.wall_ms,
             incarnation: self.version.inc,
             nodes,
             peers,
+            forgotten,
         }
     }
 
