@@ -581,11 +581,13 @@ fn an_idle_link_costs_one_ping_and_one_pong_per_heartbeat() {
 
 #[test]
 fn a_forgotten_node_stays_forgotten_on_nodes_that_were_down_or_restart() {
-    // a hub, b and d on it, c to forget; d is down while c is forgotten.
+    // a hub, b and d on it, c (to forget) behind b; d is down while c is
+    // forgotten, and its snapshot still shows a path to c through b: right
+    // after it restarts, c looks alive to it until b's fresh word arrives.
     let mut sim = Sim::new(24, NetConfig::default());
     let a = sim.add_node(Config::default(), &[]);
     let b = sim.add_node(Config::default(), &[a]);
-    let c = sim.add_node(Config::default(), &[a]);
+    let c = sim.add_node(Config::default(), &[b]);
     let d = sim.add_node(Config::default(), &[a]);
     converge(&mut sim);
     let c_id = sim.id(c).to_string();
@@ -623,4 +625,37 @@ fn a_forgotten_node_stays_forgotten_on_nodes_that_were_down_or_restart() {
             "node {i} has the forgotten node back"
         );
     }
+}
+
+#[test]
+fn a_node_forgotten_across_a_partition_while_alive_comes_back() {
+    // a | b - x: a forgets x while cut off; x lived on and must not vanish
+    // from b, nor stay gone from a after the heal.
+    let mut sim = Sim::new(25, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    let x = sim.add_node(Config::default(), &[b]);
+    converge(&mut sim);
+    sim.partition(&[a], &[b, x]);
+    sim.run_for(5 * SEC);
+    assert_eq!(sim.status(a, x), Some(Status::Unreachable));
+    let x_id = sim.id(x).to_string();
+    let o = ask(
+        &mut sim,
+        a,
+        Target::Local,
+        Command::Forget { node: x_id },
+        1000,
+        SEC,
+    );
+    assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
+    sim.heal();
+    let back = sim.run_until_true(60 * SEC, |s| {
+        s.status(a, x) == Some(Status::Alive) && s.status(b, x) == Some(Status::Alive)
+    });
+    assert!(
+        back.is_some(),
+        "x is alive and must be known alive everywhere"
+    );
+    converge(&mut sim);
 }

@@ -158,6 +158,9 @@ pub struct Engine {
     seen: HashSet<(NodeId, u64)>,
     seen_order: VecDeque<(NodeId, u64)>,
     forgotten: IdMap<Version>,
+    /// Forgets received for nodes alive here: applied if they turn out
+    /// unreachable at that version.
+    contested: IdMap<Version>,
     rng: Rng,
     announce_at: Option<u64>,
     /// When we last announced, ms (for the leading-edge debounce).
@@ -232,6 +235,7 @@ impl Engine {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             forgotten,
+            contested: IdMap::default(),
             rng: Rng::new(seed),
             announce_at: None,
             announced_ms: 0,
@@ -524,6 +528,24 @@ impl Engine {
         for id in moved {
             self.actions.push(Action::NodeChanged(id));
         }
+        let settled: Vec<(NodeId, Version)> = self
+            .contested
+            .iter()
+            .filter_map(|(id, v)| {
+                let e = self.table.entries.get(id)?;
+                (e.status != Status::Alive && e.na.version <= *v).then_some((*id, *v))
+            })
+            .collect();
+        for (id, v) in settled {
+            tracing::info!(node = %id.short(), "forgotten: it was forgotten elsewhere and is not alive here either");
+            self.forget(id, v, None);
+        }
+        self.contested.retain(|id, v| {
+            self.table
+                .entries
+                .get(id)
+                .is_some_and(|e| e.na.version <= *v)
+        });
         self.check_stop();
     }
 
@@ -617,13 +639,31 @@ impl Engine {
                 self.forgotten.remove(&k);
             }
         }
+        if id == self.me {
+            if from.is_some() && version >= self.version {
+                // Forgotten somewhere while alive (a partition): announce a
+                // newer version, which every tombstone lets through.
+                self.announce();
+            }
+            return false;
+        }
         if let Some(e) = self.table.entries.get(&id) {
-            if e.status == Status::Alive || e.na.version > version || id == self.me {
+            if e.na.version > version {
+                return false;
+            }
+            if e.status == Status::Alive {
+                // Alive as far as we know, which may be stale (a snapshot
+                // just loaded): drop it if it turns out unreachable; pass
+                // the word on so that the node itself hears of it and
+                // re-announces if it lives.
+                self.contested.insert(id, version);
+                self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
                 return false;
             }
             self.table.entries.remove(&id);
             self.actions.push(Action::NodeRemoved(id));
         }
+        self.contested.remove(&id);
         self.forgotten.insert(id, version);
         self.dirty_routes();
         self.schedule_persist();
