@@ -659,3 +659,36 @@ fn a_node_forgotten_across_a_partition_while_alive_comes_back() {
     );
     converge(&mut sim);
 }
+
+#[test]
+fn all_stop_in_a_mesh_does_not_wait_out_the_linger() {
+    // A ring of four with a leaf each: every node gets the stop twice.
+    let mut sim = Sim::new(26, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    let c = sim.add_node(Config::default(), &[b]);
+    let d = sim.add_node(Config::default(), &[c, a]);
+    let leaves: Vec<usize> = [a, b, c, d]
+        .iter()
+        .map(|p| sim.add_node(Config::default(), &[*p]))
+        .collect();
+    converge(&mut sim);
+    let t = sim.request(
+        a,
+        Request {
+            target: Target::All,
+            cmd: Command::Stop,
+            timeout_ms: 3000,
+        },
+    );
+    let all: Vec<usize> = [a, b, c, d].into_iter().chain(leaves).collect();
+    let took = sim
+        .run_until_true(10 * SEC, |s| all.iter().all(|i| !s.is_up(*i)))
+        .expect("all exit");
+    match sim.replies(a, t).last() {
+        Some(Reply::Done(o)) => assert_eq!(o.answers.len(), all.len(), "{o:?}"),
+        other => panic!("no answer: {other:?}"),
+    }
+    // Well before the 3 s linger a mutual wait would have cost.
+    assert!(took < SEC, "took {took} us");
+}

@@ -397,6 +397,16 @@ impl Engine {
             }
             Dest::All => {
                 if !self.remember_seen(r.origin, r.mid) {
+                    // The sender had it before us, from elsewhere: its
+                    // answers do not come back through us, so a stopping
+                    // node need not wait for it (in a mesh, two such
+                    // neighbours would wait for each other until the linger).
+                    let peer = self.links.get(&link).and_then(|l| l.peer);
+                    if let (Some(p), Some(s)) = (peer, self.stopping.as_mut()) {
+                        if s.wait_for.remove(&p) {
+                            self.check_stop();
+                        }
+                    }
                     return;
                 }
                 let mut path = r.path.clone();
