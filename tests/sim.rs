@@ -122,6 +122,16 @@ fn ask(
     }
 }
 
+/// `forget` node `j` at node `i`, which must agree to.
+fn forget(sim: &mut Sim, i: usize, j: usize) {
+    let node = sim.id(j).to_string();
+    let o = ask(sim, i, Target::Local, Command::Forget { node }, 1000, SEC);
+    assert!(
+        matches!(o.answers[0].answer.body, Body::Forgot { .. }),
+        "{o:?}"
+    );
+}
+
 fn converge(sim: &mut Sim) -> u64 {
     sim.run_until_true(30 * SEC, |s| s.converged())
         .expect("network did not converge in 30 s")
@@ -446,15 +456,7 @@ fn forget_removes_a_dead_node_everywhere_and_refuses_a_live_one() {
     sim.crash(c);
     sim.run_for(SEC);
     assert_eq!(sim.status(b, c), Some(Status::Unreachable));
-    let o = ask(
-        &mut sim,
-        b,
-        Target::Local,
-        Command::Forget { node: c_id.clone() },
-        1000,
-        SEC,
-    );
-    assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
+    forget(&mut sim, b, c);
     assert_eq!(sim.status(a, c), None);
     assert_eq!(sim.status(b, c), None);
 }
@@ -590,19 +592,10 @@ fn a_forgotten_node_stays_forgotten_on_nodes_that_were_down_or_restart() {
     let c = sim.add_node(Config::default(), &[b]);
     let d = sim.add_node(Config::default(), &[a]);
     converge(&mut sim);
-    let c_id = sim.id(c).to_string();
     sim.crash(c);
     sim.crash(d);
     sim.run_for(5 * SEC);
-    let o = ask(
-        &mut sim,
-        b,
-        Target::Local,
-        Command::Forget { node: c_id },
-        1000,
-        SEC,
-    );
-    assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
+    forget(&mut sim, b, c);
     assert_eq!(sim.status(a, c), None);
     // d comes back from a snapshot that still holds c: told on link up.
     sim.start(d);
@@ -639,16 +632,7 @@ fn a_node_forgotten_across_a_partition_while_alive_comes_back() {
     sim.partition(&[a], &[b, x]);
     sim.run_for(5 * SEC);
     assert_eq!(sim.status(a, x), Some(Status::Unreachable));
-    let x_id = sim.id(x).to_string();
-    let o = ask(
-        &mut sim,
-        a,
-        Target::Local,
-        Command::Forget { node: x_id },
-        1000,
-        SEC,
-    );
-    assert!(matches!(o.answers[0].answer.body, Body::Forgot { .. }));
+    forget(&mut sim, a, x);
     sim.heal();
     let back = sim.run_until_true(60 * SEC, |s| {
         s.status(a, x) == Some(Status::Alive) && s.status(b, x) == Some(Status::Alive)
@@ -691,4 +675,32 @@ fn all_stop_in_a_mesh_does_not_wait_out_the_linger() {
     }
     // Well before the 3 s linger a mutual wait would have cost.
     assert!(took < SEC, "took {took} us");
+}
+
+#[test]
+fn a_contested_forget_crosses_a_mesh_once_not_forever() {
+    // a | ring b-c-d with x on b; a forgets x while cut off, and x freezes
+    // just as the cut heals: for three heartbeats b, c and d still see x
+    // alive and hold a's Forget. Each passes it on once, not round the ring
+    // for as long as that lasts; then x is forgotten everywhere.
+    let mut sim = Sim::new(27, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    let c = sim.add_node(Config::default(), &[b]);
+    let d = sim.add_node(Config::default(), &[c, b]);
+    let x = sim.add_node(Config::default(), &[b]);
+    converge(&mut sim);
+    sim.partition(&[a], &[b, c, d, x]);
+    sim.run_for(5 * SEC);
+    forget(&mut sim, a, x);
+    let forgets = |s: &Sim| s.counters.by_type.get("forget").copied().unwrap_or(0);
+    let f0 = forgets(&sim);
+    sim.freeze(x);
+    sim.heal();
+    sim.run_for(10 * SEC);
+    let sent = forgets(&sim) - f0;
+    assert!(sent < 40, "{sent} Forget frames: a storm");
+    for i in [a, b, c, d] {
+        assert_eq!(sim.status(i, x), None, "node {i} kept x");
+    }
 }

@@ -654,8 +654,11 @@ impl Engine {
             if e.status == Status::Alive {
                 // Alive as far as we know, which may be stale (a snapshot
                 // just loaded): drop it if it turns out unreachable; pass
-                // the word on so that the node itself hears of it and
-                // re-announces if it lives.
+                // the word on, once, so that the node itself hears of it
+                // and re-announces if it lives.
+                if self.contested.get(&id).is_some_and(|c| *c >= version) {
+                    return false;
+                }
                 self.contested.insert(id, version);
                 self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
                 return false;
