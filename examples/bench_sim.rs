@@ -19,27 +19,27 @@ use daust::wire::ctl::Status;
 
 const MS: u64 = 1000;
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The kB figure of line `key` in a /proc file (`VmRSS:`, `MemAvailable:`).
+fn proc_kib(file: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(file)
+        .ok()?
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
+fn rss_kib() -> u64 {
+    proc_kib("/proc/self/status", "VmRSS:").unwrap_or(0)
+}
 
 /// Memory the kernel says is available, bytes.
 fn mem_available() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("MemAvailable:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(f64::MAX, |kib| kib * 1024.0)
+    proc_kib("/proc/meminfo", "MemAvailable:").map_or(f64::MAX, |kib| kib as f64 * 1024.0)
 }
 
 fn frames(sim: &Sim) -> u64 {

@@ -149,27 +149,35 @@ pub fn random_u128() -> u128 {
     t ^ ((std::process::id() as u128) << 64)
 }
 
+const IPPROTO_TCP: i32 = 6;
+const TCP_INFO: i32 = 11;
+const TCP_RTO_MAX_MS: i32 = 44;
+
+extern "C" {
+    fn getsockopt(fd: i32, level: i32, name: i32, val: *mut u8, len: *mut u32) -> i32;
+    fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
+}
+
+/// Reads TCP option `name` of socket `fd` into `buf`; the bytes the kernel
+/// filled, or None.
+fn tcp_option(fd: std::os::fd::RawFd, name: i32, buf: &mut [u8]) -> Option<usize> {
+    let mut len = u32::try_from(buf.len()).ok()?;
+    // SAFETY: `buf` is writable for `len` bytes and outlives the call; the
+    // kernel writes at most `len` bytes and stores how many in `len`.
+    let r = unsafe { getsockopt(fd, IPPROTO_TCP, name, buf.as_mut_ptr(), &mut len) };
+    (r == 0).then_some(len as usize)
+}
+
 /// How many data segments the kernel has received on TCP socket `fd`,
 /// in order or not (`tcpi_data_segs_in` of `TCP_INFO`, Linux 4.6 and
 /// later). It moves while a peer's packets arrive behind a lost one, when
 /// the application has nothing to read yet. None if the kernel won't say.
 pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
-    const IPPROTO_TCP: i32 = 6;
-    const TCP_INFO: i32 = 11;
     const DATA_SEGS_IN: usize = 152; // offset in struct tcp_info
-    extern "C" {
-        fn getsockopt(fd: i32, level: i32, name: i32, val: *mut u8, len: *mut u32) -> i32;
-    }
     let mut info = [0u8; 256];
-    let mut len = info.len() as u32;
-    // SAFETY: `info` is a writable buffer of `len` bytes that outlives the
-    // call, and the kernel writes at most `len` bytes and updates `len`.
-    let r = unsafe { getsockopt(fd, IPPROTO_TCP, TCP_INFO, info.as_mut_ptr(), &mut len) };
-    if r != 0 || (len as usize) < DATA_SEGS_IN + 4 {
-        return None;
-    }
-    let b = info.get(DATA_SEGS_IN..DATA_SEGS_IN + 4)?;
-    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    let len = tcp_option(fd, TCP_INFO, &mut info)?;
+    let b = info.get(DATA_SEGS_IN..(DATA_SEGS_IN + 4).min(len))?;
+    Some(u32::from_ne_bytes(b.try_into().ok()?))
 }
 
 /// Caps the TCP retransmission timeout of socket `fd` at `ms`
@@ -178,11 +186,6 @@ pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
 /// instead of after 0.4, 0.8, 1.6, 3.2, 6.4 ... s: on a lossy path a link's
 /// silence stays near its loss, not its backoff.
 pub fn tcp_rto_max(fd: std::os::fd::RawFd, ms: u32) -> bool {
-    const IPPROTO_TCP: i32 = 6;
-    const TCP_RTO_MAX_MS: i32 = 44;
-    extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
-    }
     let v = (ms as i32).to_ne_bytes();
     // SAFETY: `v` is a readable 4-byte buffer that outlives the call.
     unsafe { setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, v.as_ptr(), 4) == 0 }
@@ -259,14 +262,9 @@ mod tests {
         assert!(!tcp_rto_max(-1, 1000));
         // Where the kernel has TCP_RTO_MAX_MS (6.15+), it takes.
         if tcp_rto_max(b.as_raw_fd(), 1000) {
-            extern "C" {
-                fn getsockopt(fd: i32, level: i32, name: i32, val: *mut u8, len: *mut u32) -> i32;
-            }
             let mut v = [0u8; 4];
-            let mut len = 4u32;
-            // SAFETY: a 4-byte buffer and its length.
-            let r = unsafe { getsockopt(b.as_raw_fd(), 6, 44, v.as_mut_ptr(), &mut len) };
-            assert_eq!((r, i32::from_ne_bytes(v)), (0, 1000));
+            assert_eq!(tcp_option(b.as_raw_fd(), TCP_RTO_MAX_MS, &mut v), Some(4));
+            assert_eq!(i32::from_ne_bytes(v), 1000);
         }
     }
 

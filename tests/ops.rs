@@ -134,8 +134,7 @@ fn a_hook_that_never_ends_delays_nothing() {
     // The hook is now stuck in the joins of b and c.
     let at_a = Events::start(&a);
     let at_b = Events::start(&b);
-    assert!(wait_for(DEADLINE, || b.statuses().get("hang-c")
-        == Some(&"alive".to_string())));
+    b.wait_sees("hang-c", "alive");
     let t0 = Instant::now();
     c.kill();
     at_a.expect("unreachable", "hang-c");
@@ -203,8 +202,10 @@ fn metrics_parse_as_prometheus_text_and_match_list() {
     assert!(wait_for(DEADLINE, || a.statuses().len() == 3
         && a.statuses().values().all(|s| s == "alive")));
     c.kill();
-    assert!(wait_for(DEADLINE, || a.statuses().get("met-c")
-        == Some(&"unreachable".to_string())));
+    a.wait_sees("met-c", "unreachable");
+    // One connection that speaks nonsense: a bad frame to count.
+    let mut bad = common::raw("127.77.2.1", &common::frame(b"hello"));
+    assert!(common::read_until_closed(&mut bad).is_some());
     let resp = http_get("127.77.2.1:9464", "/metrics");
     let (head, body) = resp.split_once("\r\n\r\n").expect("http response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -250,6 +251,7 @@ print(json.dumps(out))
     assert!(m["daust_frames_received_total"][0][1].as_f64() > Some(0.0));
     assert!(m["daust_bytes_sent_total"][0][1].as_f64() > Some(0.0));
     assert!(m["daust_hook_runs_total"][0][1].as_f64() >= Some(2.0));
+    assert_eq!(m["daust_bad_frames_total"][0][1], 1.0);
     assert!(m["daust_uptime_seconds"][0][1].as_f64().is_some());
     // Anything else: 404.
     assert!(http_get("127.77.2.1:9464", "/nope").starts_with("HTTP/1.1 404"));
@@ -276,8 +278,7 @@ fn trace_all_dot_draws_a_three_level_network_graphviz_accepts() {
     assert!(wait_for(DEADLINE, || host.statuses().len() == 4
         && host.statuses().values().all(|s| s == "alive")));
     gone.kill();
-    assert!(wait_for(DEADLINE, || host.statuses().get("dot-gone")
-        == Some(&"unreachable".to_string())));
+    host.wait_sees("dot-gone", "unreachable");
     let dot = host.ok(&["trace", "all", "--dot"]);
     assert!(dot.starts_with("digraph daust {"), "{dot}");
     for name in ["dot-host", "dot-vm", "dot-ct", "dot-gone"] {

@@ -56,6 +56,85 @@ pub enum ClientError {
     Broken(String),
 }
 
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::NoDaemon(path, e) => write!(f, "{}: {e}", path.display()),
+            ClientError::Broken(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reply frames from the daemon, one request's worth, read one at a time.
+pub struct Replies {
+    s: UnixStream,
+    buf: Vec<u8>,
+}
+
+/// What [`Replies::next`] found.
+pub enum Next {
+    /// A reply.
+    Reply(Reply),
+    /// The daemon closed the connection.
+    Closed,
+    /// The deadline passed.
+    TimedOut,
+}
+
+impl Replies {
+    /// Connects to `socket` and sends `req`. A daemon that refuses us
+    /// (another uid) answers and hangs up at once, so a failed send is
+    /// handed back beside the stream, to read the answer anyway.
+    pub fn open(
+        socket: &Path,
+        req: &Request,
+    ) -> Result<(Replies, std::io::Result<()>), ClientError> {
+        let mut s = UnixStream::connect(socket)
+            .map_err(|e| ClientError::NoDaemon(socket.to_path_buf(), e))?;
+        let bytes = wire::encode(req).map_err(|e| ClientError::Broken(e.to_string()))?;
+        let sent = s.write_all(&bytes);
+        Ok((Replies { s, buf: Vec::new() }, sent))
+    }
+
+    /// The next reply, waiting until `deadline` (for ever without one).
+    pub fn next(&mut self, deadline: Option<Instant>) -> Result<Next, ClientError> {
+        let mut chunk = [0u8; 65536];
+        loop {
+            match wire::decode::<Reply>(&self.buf) {
+                Ok(Some((r, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(Next::Reply(r));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ClientError::Broken(format!(
+                        "bad reply from the daemon: {e}"
+                    )))
+                }
+            }
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Next::TimedOut);
+                }
+                let _ = self
+                    .s
+                    .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            }
+            match self.s.read(&mut chunk) {
+                Ok(0) => return Ok(Next::Closed),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(ClientError::Broken(format!("reading the answer: {e}"))),
+            }
+        }
+    }
+}
+
 /// Sends `req` and reads reply frames until the last; `progress` sees the
 /// others.
 pub fn exchange(
@@ -64,55 +143,34 @@ pub fn exchange(
     wait: Duration,
     mut progress: impl FnMut(&Reply),
 ) -> Result<Reply, ClientError> {
-    let mut s =
-        UnixStream::connect(socket).map_err(|e| ClientError::NoDaemon(socket.to_path_buf(), e))?;
-    let bytes = wire::encode(req).map_err(|e| ClientError::Broken(e.to_string()))?;
-    // A daemon that refuses us (another uid) answers and hangs up at once:
-    // read its answer even if sending failed.
-    let sent = s.write_all(&bytes);
+    let (mut replies, sent) = Replies::open(socket, req)?;
     let deadline = Instant::now() + wait;
-    let mut buf = Vec::new();
     loop {
-        match wire::decode::<Reply>(&buf) {
-            Ok(Some((r, used))) => {
-                buf.drain(..used);
-                match r {
-                    Reply::Progress { .. } => progress(&r),
-                    last => return Ok(last),
-                }
-                continue;
+        match replies.next(Some(deadline))? {
+            Next::Reply(r @ Reply::Progress { .. }) => progress(&r),
+            Next::Reply(last) => return Ok(last),
+            Next::TimedOut => {
+                return Err(ClientError::Broken(
+                    "the daemon did not answer in time".into(),
+                ))
             }
-            Ok(None) => {}
-            Err(e) => {
-                return Err(ClientError::Broken(format!(
-                    "bad reply from the daemon: {e}"
-                )))
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ClientError::Broken(
-                "the daemon did not answer in time".into(),
-            ));
-        }
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        let mut chunk = [0u8; 65536];
-        match s.read(&mut chunk) {
-            Ok(0) => {
+            Next::Closed => {
                 return Err(ClientError::Broken(match &sent {
                     Err(e) => format!("cannot send the request: {e}"),
                     Ok(()) => "the daemon closed the connection without an answer".into(),
                 }))
             }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(ClientError::Broken(format!("reading the answer: {e}"))),
         }
     }
+}
+
+/// Says that no daemon answers at `path`.
+fn no_daemon(path: &Path) -> ExitCode {
+    eprintln!(
+        "daust: can't reach the local daustd at {}; is it running? start it with: daustd -d",
+        path.display()
+    );
+    ExitCode::FAILURE
 }
 
 /// Runs `daust` with the arguments after the program name.
@@ -186,8 +244,7 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
             if p.verbose > 0 {
                 eprintln!("daust: {e}");
             }
-            eprintln!("daust: can't reach the local daustd at {}; is it running? start it with: daustd -d", path.display());
-            return ExitCode::FAILURE;
+            return no_daemon(&path);
         }
         Err(ClientError::Broken(e)) => {
             eprintln!("daust: {e}");
@@ -257,52 +314,36 @@ fn events(p: &Phrase) -> ExitCode {
         cmd: crate::wire::ctl::Command::Events,
         timeout_ms: 0,
     };
-    let mut s = match UnixStream::connect(&socket) {
-        Ok(s) => s,
-        Err(_) => {
-            eprintln!("daust: can't reach the local daustd at {}; is it running? start it with: daustd -d", socket.display());
+    let mut replies = match Replies::open(&socket, &req) {
+        Ok((r, _)) => r,
+        Err(ClientError::NoDaemon(path, _)) => return no_daemon(&path),
+        Err(e) => {
+            eprintln!("daust: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let Ok(bytes) = wire::encode(&req) else {
-        return ExitCode::FAILURE;
-    };
-    if s.write_all(&bytes).is_err() {
-        eprintln!("daust: the daemon hung up");
-        return ExitCode::FAILURE;
-    }
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
     loop {
-        match wire::decode::<Reply>(&buf) {
-            Ok(Some((r, used))) => {
-                buf.drain(..used);
-                let line = match r {
-                    Reply::Event(ev) if p.json => serde_json::to_string(&ev).unwrap_or_default(),
-                    Reply::Event(ev) => render::event(&ev),
-                    Reply::Error { message, code } => {
-                        eprintln!("daust: {message}");
-                        return ExitCode::from(code.max(1));
-                    }
-                    _ => continue,
-                };
-                if print_out(&(line + "\n")).is_err() {
-                    return ExitCode::SUCCESS; // the reader is gone
-                }
-                continue;
+        let line = match replies.next(None) {
+            Ok(Next::Reply(Reply::Event(ev))) if p.json => {
+                serde_json::to_string(&ev).unwrap_or_default()
             }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("daust: bad reply from the daemon: {e}");
-                return ExitCode::FAILURE;
+            Ok(Next::Reply(Reply::Event(ev))) => render::event(&ev),
+            Ok(Next::Reply(Reply::Error { message, code })) => {
+                eprintln!("daust: {message}");
+                return ExitCode::from(code.max(1));
             }
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => {
+            Ok(Next::Reply(_)) => continue,
+            Ok(Next::Closed | Next::TimedOut) => {
                 eprintln!("daust: daustd stopped: no more events");
                 return ExitCode::SUCCESS;
             }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => {
+                eprintln!("daust: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if print_out(&(line + "\n")).is_err() {
+            return ExitCode::SUCCESS; // the reader is gone
         }
     }
 }

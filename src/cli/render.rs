@@ -221,18 +221,12 @@ pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> (String, bool) {
 /// One event as `daust events` prints it:
 /// `TIME EVENT NAME ADDR [via NEIGHBOUR] [(what changed)]`.
 pub fn event(ev: &crate::wire::ctl::Event) -> String {
-    let n = &ev.node;
-    let addr = n
-        .internal_ip
-        .clone()
-        .or_else(|| n.public_ip.clone())
-        .or_else(|| n.addrs.first().cloned())
-        .unwrap_or_else(|| "-".into());
     let mut line = format!(
-        "{} {} {} {addr}",
+        "{} {} {} {}",
         utc(ev.time_ms),
         ev.event.as_str(),
-        n.name
+        ev.node.name,
+        ev.node.addr().unwrap_or("-")
     );
     if let Some(v) = &ev.via {
         line.push_str(&format!(" via {v}"));
@@ -314,8 +308,12 @@ pub fn dot(o: &Outcome, table: &[crate::wire::ctl::NodeView]) -> String {
         }
     }
     for v in table.iter().filter(|v| !drawn.contains(&v.id)) {
-        let addr = v.internal_ip.clone().unwrap_or_default();
-        let label = format!("{}\n{}\n{}", v.name, addr, v.status.as_str());
+        let label = format!(
+            "{}\n{}\n{}",
+            v.name,
+            v.addr().unwrap_or_default(),
+            v.status.as_str()
+        );
         let _ = writeln!(
             out,
             "  {} [label={}, fillcolor=\"{}\"];",

@@ -1,8 +1,7 @@
 //! `daust top`: the live view. This file connects the daemon's watch stream
 //! and the terminal to the `daust-ui` crate, which does the rest.
 
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -10,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use daust_ui::{App, Cmd, Event, Node, Status as UiStatus};
 
+use super::{Next, Replies};
 use crate::wire::ctl::{Body, Command, NodeView, Reply, Request, Status, Target};
-use crate::wire::{self};
 
 /// How often ages tick.
 const TICK: Duration = Duration::from_secs(1);
@@ -69,46 +68,32 @@ fn to_event(r: Reply) -> Option<Event> {
 }
 
 /// Opens a watch: the stream of the table and its changes.
-fn watch(socket: &Path) -> std::io::Result<UnixStream> {
-    let mut s = UnixStream::connect(socket)?;
+fn watch(socket: &Path) -> Result<Replies, super::ClientError> {
     let req = Request {
         target: Target::Local,
         cmd: Command::Watch,
         timeout_ms: 0,
     };
-    let bytes = wire::encode(&req).map_err(std::io::Error::other)?;
-    s.write_all(&bytes)?;
-    Ok(s)
+    Replies::open(socket, &req).map(|(r, _)| r)
 }
 
-/// Reads watch frames into `tx` until the stream ends.
-fn pump(mut s: UnixStream, tx: &mpsc::Sender<Event>) -> bool {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 1 << 16];
+/// Reads watch frames into `tx` until the stream ends (true) or nobody
+/// listens any more (false).
+fn pump(mut replies: Replies, tx: &mpsc::Sender<Event>) -> bool {
     loop {
-        loop {
-            match wire::decode::<Reply>(&buf) {
-                Ok(Some((r, used))) => {
-                    buf.drain(..used);
-                    if let Some(ev) = to_event(r) {
-                        if tx.send(ev).is_err() {
-                            return false;
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => return true,
+        let Ok(Next::Reply(r)) = replies.next(None) else {
+            return true;
+        };
+        if let Some(ev) = to_event(r) {
+            if tx.send(ev).is_err() {
+                return false;
             }
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return true,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }
 
 /// Keeps a watch open, reconnecting when the daemon goes away.
-fn watcher(socket: PathBuf, first: UnixStream, tx: mpsc::Sender<Event>) {
+fn watcher(socket: PathBuf, first: Replies, tx: mpsc::Sender<Event>) {
     let mut s = Some(first);
     loop {
         if let Some(stream) = s.take() {
@@ -163,13 +148,7 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
 
 /// `daust top [--once [--width N]]`.
 pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
-    let no_daemon = || {
-        eprintln!(
-            "daust: can't reach the local daustd at {}; is it running? start it with: daustd -d",
-            socket.display()
-        );
-        ExitCode::FAILURE
-    };
+    let no_daemon = || super::no_daemon(socket);
     let first = match watch(socket) {
         Ok(s) => s,
         Err(_) => return no_daemon(),
@@ -180,9 +159,7 @@ pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
     };
     if once {
         let (tx, rx) = mpsc::channel();
-        let s = first;
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        std::thread::spawn(move || pump(s, &tx));
+        std::thread::spawn(move || pump(first, &tx));
         match rx.recv_timeout(Duration::from_secs(5)) {
             Ok(ev) => {
                 app.update(ev);

@@ -13,22 +13,23 @@ pub struct Tracker {
     me: NodeId,
     me_name: String,
     known: HashMap<NodeId, NodeView>,
-    /// Until then (wall ms), a node missing since the restart is not yet
-    /// news: its link may simply not be up again.
-    grace_until_ms: u64,
+    /// Right after a restart, a node missing since is not yet news: its
+    /// link may simply not be up again. The caller ends it
+    /// ([`Tracker::end_grace`]).
+    grace: bool,
 }
 
 impl Tracker {
     /// Starts from the table as it was before a restart: `views` with the
     /// statuses `before` gives (the snapshot's), so a restart reports only
-    /// what really changed meanwhile, after `grace_ms`.
+    /// what really changed meanwhile; with `grace`, nodes not back yet are
+    /// told only at [`Tracker::end_grace`].
     pub fn new(
         me: NodeId,
         me_name: &str,
         views: Vec<NodeView>,
         before: &HashMap<NodeId, Status>,
-        now_ms: u64,
-        grace_ms: u64,
+        grace: bool,
     ) -> Tracker {
         let known = views
             .into_iter()
@@ -44,13 +45,8 @@ impl Tracker {
             me,
             me_name: me_name.to_string(),
             known,
-            grace_until_ms: now_ms + grace_ms,
+            grace,
         }
-    }
-
-    /// Whether the restart grace is still on at `now_ms`.
-    pub fn in_grace(&self, now_ms: u64) -> bool {
-        now_ms < self.grace_until_ms
     }
 
     /// Events for nodes whose views changed and nodes dropped from the
@@ -62,7 +58,7 @@ impl Tracker {
         removed: &[NodeId],
         now_ms: u64,
     ) -> Vec<Event> {
-        let grace = self.in_grace(now_ms);
+        let grace = self.grace;
         let views: Vec<NodeView> = views.into_iter().collect();
         let mut out = Vec::new();
         for v in views {
@@ -100,7 +96,7 @@ impl Tracker {
 
     /// The grace is over: every node still not as it was is news now.
     pub fn end_grace(&mut self, views: Vec<NodeView>, now_ms: u64) -> Vec<Event> {
-        self.grace_until_ms = 0;
+        self.grace = false;
         self.update(views, &[], now_ms)
     }
 
@@ -210,7 +206,7 @@ mod tests {
     #[test]
     fn a_nodes_life_in_events() {
         let me = view(1, "me", Status::Alive, None);
-        let mut t = Tracker::new(NodeId(1), "me", vec![me], &HashMap::new(), 0, 0);
+        let mut t = Tracker::new(NodeId(1), "me", vec![me], &HashMap::new(), false);
         let hv = view(2, "hv", Status::Alive, Some(1));
         let vm = view(3, "vm", Status::Alive, Some(2));
         let heard = view(3, "vm", Status::Unreachable, None);
@@ -265,8 +261,7 @@ mod tests {
             "me",
             vec![me, a.clone(), b.clone()],
             &before,
-            0,
-            3000,
+            true,
         );
         assert!(t.update([a.clone(), b.clone()], &[], 10).is_empty());
         let a_back = view(2, "a", Status::Alive, Some(1));

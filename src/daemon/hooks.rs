@@ -108,20 +108,9 @@ async fn run(cmd: String, mut rx: mpsc::Receiver<Event>, timeout: Duration, stat
         stats.runs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = r {
             stats.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(hook = %cmd, node = %format!("{} ({})", ev.node.name, addr(&ev)), "hook for {} failed: {e}", ev.event.as_str());
+            tracing::warn!(hook = %cmd, node = %format!("{} ({})", ev.node.name, ev.node.addr().unwrap_or("-")), "hook for {} failed: {e}", ev.event.as_str());
         }
     }
-}
-
-/// The address a script most likely wants: internal, public, any.
-fn addr(ev: &Event) -> String {
-    let n = &ev.node;
-    n.internal_ip
-        .clone()
-        .or_else(|| n.public_ip.clone())
-        .or_else(|| n.addrs.first().cloned())
-        .or_else(|| n.seen_as.first().cloned())
-        .unwrap_or_default()
 }
 
 /// The environment a hook sees.
@@ -132,7 +121,7 @@ pub fn env(ev: &Event) -> Vec<(&'static str, String)> {
         ("DAUST_EVENT", ev.event.as_str().to_string()),
         ("DAUST_NODE_NAME", n.name.clone()),
         ("DAUST_NODE_ID", n.id.to_string()),
-        ("DAUST_NODE_ADDR", addr(ev)),
+        ("DAUST_NODE_ADDR", n.addr().unwrap_or_default().to_string()),
         (
             "DAUST_NODE_PUBLIC_ADDR",
             n.public_ip.clone().unwrap_or_default(),

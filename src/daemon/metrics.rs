@@ -209,66 +209,62 @@ pub fn render(p: &Page) -> String {
         "Round-trip time of each live link, as last measured.",
         &rtts,
     );
-    let counter = |c: &AtomicU64| vec![(String::new(), c.load(Ordering::Relaxed).to_string())];
-    metric(
-        "daust_frames_received_total",
-        "counter",
-        "Frames received on all links.",
-        &counter(&IO.frames_in),
-    );
-    metric(
-        "daust_frames_sent_total",
-        "counter",
-        "Frames sent on all links.",
-        &counter(&IO.frames_out),
-    );
-    metric(
-        "daust_bytes_received_total",
-        "counter",
-        "Bytes received on all links.",
-        &counter(&IO.bytes_in),
-    );
-    metric(
-        "daust_bytes_sent_total",
-        "counter",
-        "Bytes sent on all links.",
-        &counter(&IO.bytes_out),
-    );
-    metric(
-        "daust_frames_dropped_total",
-        "counter",
-        "Frames not sent: a link's queue was full or a frame too large.",
-        &counter(&IO.dropped),
-    );
-    metric(
-        "daust_bad_frames_total",
-        "counter",
-        "Connections closed for undecodable input.",
-        &counter(&IO.bad_frames),
-    );
+    let counters: [(&str, &str, &AtomicU64); 9] = [
+        (
+            "daust_frames_received_total",
+            "Frames received on all links.",
+            &IO.frames_in,
+        ),
+        (
+            "daust_frames_sent_total",
+            "Frames sent on all links.",
+            &IO.frames_out,
+        ),
+        (
+            "daust_bytes_received_total",
+            "Bytes received on all links.",
+            &IO.bytes_in,
+        ),
+        (
+            "daust_bytes_sent_total",
+            "Bytes sent on all links.",
+            &IO.bytes_out,
+        ),
+        (
+            "daust_frames_dropped_total",
+            "Frames not sent: a link's queue was full or a frame too large.",
+            &IO.dropped,
+        ),
+        (
+            "daust_bad_frames_total",
+            "Connections closed for undecodable input.",
+            &IO.bad_frames,
+        ),
+        (
+            "daust_hook_runs_total",
+            "Event hook runs finished.",
+            &p.hooks.runs,
+        ),
+        (
+            "daust_hook_failures_total",
+            "Event hook runs that failed or timed out.",
+            &p.hooks.failures,
+        ),
+        (
+            "daust_hook_events_dropped_total",
+            "Events a hook lost for being too far behind.",
+            &p.hooks.dropped,
+        ),
+    ];
+    for (name, help, c) in counters {
+        let value = c.load(Ordering::Relaxed).to_string();
+        metric(name, "counter", help, &[(String::new(), value)]);
+    }
     metric(
         "daust_floods_total",
         "counter",
         "Announcements and commands this node passed to all its links.",
         &[(String::new(), p.floods.to_string())],
-    );
-    metric(
-        "daust_hook_runs_total",
-        "counter",
-        "Event hook runs finished.",
-        &counter(&p.hooks.runs),
-    );
-    metric(
-        "daust_hook_failures_total",
-        "counter",
-        "Event hook runs that failed or timed out.",
-        &counter(&p.hooks.failures),
-    );
-    metric(
-        "daust_hook_events_dropped_total",
-        "counter",
-        "Events a hook lost for being too far behind.",
-        &counter(&p.hooks.dropped),
     );
     metric(
         "daust_uptime_seconds",

@@ -639,9 +639,10 @@ async fn run(s: Settings) -> Result<(), String> {
         &s.record.name,
         engine.views(),
         &before,
-        wall_ms(),
-        if before.is_empty() { 0 } else { grace },
+        !before.is_empty(),
     );
+    let mut grace_end =
+        (!before.is_empty()).then(|| tokio::time::Instant::now() + Duration::from_millis(grace));
     let mut event_subs: std::collections::HashMap<Token, mpsc::Sender<Reply>> = Default::default();
     if let Some(l) = metrics_listener {
         tracing::info!(addr = %s.metrics.map(|a| a.to_string()).unwrap_or_default(), "serving metrics on /metrics");
@@ -672,10 +673,10 @@ async fn run(s: Settings) -> Result<(), String> {
     let mut watch_changed = std::collections::BTreeSet::new();
     let mut watch_removed = std::collections::BTreeSet::new();
     let mut watch_sent = tokio::time::Instant::now();
-    let grace_end = tokio::time::Instant::now() + Duration::from_millis(grace);
     let mut exiting = false;
     while !exiting {
-        if tracker.in_grace(wall_ms()) && grace_end <= tokio::time::Instant::now() {
+        if grace_end.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            grace_end = None;
             let evs = tracker.end_grace(engine.views(), wall_ms());
             tell(&evs, &runners, &hook_stats, &mut event_subs);
         }
@@ -702,8 +703,8 @@ async fn run(s: Settings) -> Result<(), String> {
             });
         }
         let mut wake = clock.instant(engine.next_wakeup());
-        if tracker.in_grace(wall_ms()) {
-            wake = wake.min(grace_end);
+        if let Some(t) = grace_end {
+            wake = wake.min(t);
         }
         if !(watch_changed.is_empty() && watch_removed.is_empty()) {
             wake = wake.min(watch_sent + WATCH_BATCH);
@@ -750,7 +751,10 @@ async fn run(s: Settings) -> Result<(), String> {
                     }
                     Input::Frame { link, msg } => engine.frame(now, link, msg),
                     Input::TransportAlive { link } => engine.transport_alive(now, link),
-                    Input::BadFrame { link, err } => engine.bad_frame(now, link, &err),
+                    Input::BadFrame { link, err } => {
+                        metrics::add(&metrics::IO.bad_frames, 1);
+                        engine.bad_frame(now, link, &err)
+                    }
                     Input::LinkDown { link, reason } => {
                         links.remove(&link);
                         engine.link_down(now, link, &reason);
@@ -809,7 +813,7 @@ async fn run(s: Settings) -> Result<(), String> {
                     }
                     Action::Close { link, reason } => {
                         if let Some(h) = links.remove(&link) {
-                            tracing::debug!(peer = %engine.describe(link), "closing: {reason}");
+                            tracing::debug!(link, "closing: {reason}");
                             h.reader.abort();
                             let _ = h.tx.try_send(Outgoing::Close);
                         }

@@ -178,13 +178,19 @@ async fn read_loop(
         let read = tokio::select! {
             r = rd.read(&mut raw[..want]) => r,
             _ = tick.tick() => {
-                // Packets in, no frame out: the peer is sending behind a
-                // lost segment (a lossy path), not frozen or gone.
-                let now = crate::sys::tcp_data_segs_in(rd.as_ref().as_raw_fd());
-                if !framed && now.is_some() && segs.is_some() && now != segs {
-                    let _ = inputs.send(Input::TransportAlive { link }).await;
-                }
-                (segs, framed) = (now, false);
+                // Packets in over a half-second with no frame out: the
+                // peer is sending behind a lost segment (a lossy path), not
+                // frozen or gone. A half-second with frames needs no look.
+                segs = if framed {
+                    None
+                } else {
+                    let now = crate::sys::tcp_data_segs_in(rd.as_ref().as_raw_fd());
+                    if now.is_some() && segs.is_some() && now != segs {
+                        let _ = inputs.send(Input::TransportAlive { link }).await;
+                    }
+                    now
+                };
+                framed = false;
                 continue;
             }
         };

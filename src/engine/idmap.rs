@@ -8,7 +8,7 @@
 //! resistance, not a proof; [`super::limits::MAX_NODES`] bounds the rest).
 //! The simulation leaves the key at zero and stays deterministic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,8 +23,6 @@ pub fn set_seed(seed: u64) {
 
 /// A map keyed by node id.
 pub type IdMap<V> = HashMap<NodeId, V, IdBuild>;
-/// A set of node ids.
-pub type IdSet = HashSet<NodeId, IdBuild>;
 
 /// Builds [`IdHasher`]s with the process's key.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +78,7 @@ impl Hasher for IdHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn spreads_ids_and_keys_change_it() {

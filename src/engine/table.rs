@@ -53,7 +53,13 @@ impl Table {
 
     /// Stores an announcement if it is newer than the one held. Returns
     /// whether it was stored.
-    pub fn offer(&mut self, na: Arc<Announcement>, now_ms: u64) -> bool {
+    /// Neighbours are kept in id order (our own announcements are built
+    /// so; a peer's that is not gets sorted here), so the recompute breaks
+    /// ties between equally short paths the same way on every node.
+    pub fn offer(&mut self, mut na: Arc<Announcement>, now_ms: u64) -> bool {
+        if !na.neighbors.is_sorted_by_key(|n| n.id) {
+            Arc::make_mut(&mut na).neighbors.sort_by_key(|n| n.id);
+        }
         match self.entries.get_mut(&na.id) {
             Some(e) if e.na.version >= na.version => false,
             Some(e) => {
@@ -119,13 +125,8 @@ impl Table {
             let Some(&(hops, _, first_hop, rtt_x)) = found.get(&x) else {
                 continue;
             };
-            // Neighbours in id order, so ties between equally short paths
-            // break the same way on every node whatever order a peer sent.
-            let mut next: Vec<&crate::wire::peer::Neighbor> = ex.na.neighbors.iter().collect();
-            if !next.is_sorted_by_key(|n| n.id) {
-                next.sort_by_key(|n| n.id);
-            }
-            for link in next {
+            // In id order (see `offer`).
+            for link in &ex.na.neighbors {
                 let n = link.id;
                 if found.contains_key(&n) {
                     continue;
@@ -340,5 +341,48 @@ pub fn split_addr(s: &str) -> (&str, Option<u16>) {
     match s.rsplit_once(':') {
         Some((ip, port)) if !ip.contains(':') => (ip, port.parse().ok()),
         _ => (s, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::peer::{Neighbor, NodeRecord};
+
+    #[test]
+    fn offer_keeps_neighbours_in_id_order() {
+        let n = |id: u128| Neighbor {
+            id: NodeId(id),
+            rtt_us: None,
+            seen_as: None,
+        };
+        let na = Announcement {
+            id: NodeId(1),
+            version: Version { inc: 1, seq: 1 },
+            record: NodeRecord {
+                name: "a".into(),
+                internal_ip: None,
+                addrs: vec![],
+                public_ip: None,
+                port: 4040,
+                kind: "vm".into(),
+                tags: Default::default(),
+                version: String::new(),
+                os: String::new(),
+                started_ms: 0,
+                deadend: false,
+            },
+            neighbors: vec![n(9), n(3), n(5)],
+            left: false,
+        };
+        let mut t = Table::default();
+        assert!(t.offer(Arc::new(na), 0));
+        let ids: Vec<u128> = t.entries[&NodeId(1)]
+            .na
+            .neighbors
+            .iter()
+            .map(|n| n.id.0)
+            .collect();
+        assert_eq!(ids, [3, 5, 9]);
     }
 }

@@ -365,6 +365,18 @@ pub struct Event {
     pub reporter: String,
 }
 
+impl NodeView {
+    /// The address a person or script most likely wants: internal, else
+    /// public, else any interface address, else as a neighbour sees it.
+    pub fn addr(&self) -> Option<&str> {
+        self.internal_ip
+            .as_deref()
+            .or(self.public_ip.as_deref())
+            .or(self.addrs.first().map(String::as_str))
+            .or(self.seen_as.first().map(String::as_str))
+    }
+}
+
 /// Everything `info` tells about a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoView {

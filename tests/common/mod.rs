@@ -176,6 +176,17 @@ impl Daemon {
         m
     }
 
+    /// Waits until this daemon lists `name` as `status` ("alive", ...).
+    pub fn wait_sees(&self, name: &str, status: &str) {
+        assert!(
+            wait_for(DEADLINE, || self.statuses().get(name).map(String::as_str)
+                == Some(status)),
+            "{} never saw {name} {status}: {:?}",
+            self.name,
+            self.statuses()
+        );
+    }
+
     /// The id of this node.
     pub fn id(&self) -> String {
         let o = self.client(&["info", "--json"]);
