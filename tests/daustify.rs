@@ -59,6 +59,9 @@ fn wraps_a_program_passes_its_status_and_leaves() {
 fn passes_signals_on() {
     let _l = AddrLock::take(&["127.0.11.4", "127.0.11.5"]);
     let host = Daemon::start("sighost", "127.0.11.4", &[]);
+    // Its own state dir, so the daemon it starts can be stopped by pid
+    // whatever happens to the wrapper.
+    let state = TempDir::new("sigwrap");
     let mut child = daustify(&[
         "-k",
         "127.0.11.4",
@@ -70,20 +73,26 @@ fn passes_signals_on() {
         "sleep",
         "30",
     ])
+    .env("DAUST_STATE_DIR", &state.0)
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()
     .expect("daustify");
-    struct Reap(u32);
+    struct Reap(u32, std::path::PathBuf);
     impl Drop for Reap {
         fn drop(&mut self) {
-            let _ = Command::new("kill")
-                .args(["-9", &self.0.to_string()])
-                .stderr(Stdio::null())
-                .status();
+            let daemon = std::fs::read_to_string(self.1.join("daustd.pid")).unwrap_or_default();
+            for pid in [self.0.to_string(), daemon.trim().to_string()] {
+                if !pid.is_empty() {
+                    let _ = Command::new("kill")
+                        .args(["-9", &pid])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
         }
     }
-    let _reap = Reap(child.id());
+    let _reap = Reap(child.id(), state.0.clone());
     assert!(wait_for(DEADLINE, || status_of(&host, "sleeper")
         .as_deref()
         == Some("alive")));
