@@ -60,8 +60,8 @@ fn main() {
     };
     let mut rows = Vec::new();
     // Bytes per table entry (every engine holds every node), from the last
-    // size run; 300 before any (measured: 295 at N = 5,000).
-    let mut per_entry = 300.0_f64;
+    // size run; 130 before any (measured: 121 at N = 2,000).
+    let mut per_entry = 130.0_f64;
     for n in sizes {
         let need = per_entry * (n * n) as f64;
         let have = mem_available();

@@ -8,8 +8,7 @@
 //! they would on a real network. A crashed process closes its sockets (the
 //! peers see the link drop); a frozen one goes silent.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::engine::rng::Rng;
 use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Snapshot};
@@ -110,11 +109,13 @@ pub struct Sim {
     net: NetConfig,
     nodes: Vec<Node>,
     by_addr: HashMap<String, usize>,
-    ends: HashMap<(usize, LinkId), End>,
+    /// Both ends of every link, by link id (ids are never reused).
+    ends: Vec<Option<End>>,
     next_link: LinkId,
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    events: HashMap<u64, Event>,
-    next_seq: u64,
+    /// Events by due time, each time's in the order they were queued
+    /// (most frames are due exactly one delay from now, so there are few
+    /// distinct times and runs stay cheap at millions of frames).
+    queue: BTreeMap<u64, VecDeque<Event>>,
     cut: HashSet<(usize, usize)>,
     /// Lossy paths: frames from a to b are held until the time given (a
     /// segment TCP keeps retransmitting), while b sees packets arrive.
@@ -136,11 +137,9 @@ impl Sim {
             net,
             nodes: Vec::new(),
             by_addr: HashMap::new(),
-            ends: HashMap::new(),
+            ends: Vec::new(),
             next_link: 1,
-            queue: BinaryHeap::new(),
-            events: HashMap::new(),
-            next_seq: 0,
+            queue: BTreeMap::new(),
             cut: HashSet::new(),
             stalled: HashMap::new(),
             replies: HashMap::new(),
@@ -321,7 +320,7 @@ impl Sim {
     /// enough to time what happens, rarely enough to stay cheap.
     fn run_until(&mut self, done: impl Fn(&Sim) -> bool, end: u64) -> bool {
         let mut checked_ms = self.now_us / 1000;
-        while let Some(Reverse((t, seq))) = self.queue.peek().copied() {
+        while let Some(&t) = self.queue.keys().next() {
             if t > end {
                 break;
             }
@@ -331,9 +330,15 @@ impl Sim {
                     return true;
                 }
             }
-            self.queue.pop();
+            let Some(mut due) = self.queue.first_entry() else {
+                break;
+            };
+            let ev = due.get_mut().pop_front();
+            if due.get().is_empty() {
+                due.remove();
+            }
             self.now_us = self.now_us.max(t);
-            if let Some(ev) = self.events.remove(&seq) {
+            if let Some(ev) = ev {
                 self.handle(ev);
             }
         }
@@ -344,11 +349,20 @@ impl Sim {
         false
     }
 
+    fn end(&self, node: usize, link: LinkId) -> Option<&End> {
+        end_in(&self.ends, node, link)
+    }
+
+    fn set_end(&mut self, link: LinkId, end: End) {
+        let k = link as usize;
+        if self.ends.len() <= k {
+            self.ends.resize_with(k + 1, || None);
+        }
+        self.ends[k] = Some(end);
+    }
+
     fn push(&mut self, at: u64, ev: Event) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.events.insert(seq, ev);
-        self.queue.push(Reverse((at, seq)));
+        self.queue.entry(at).or_default().push_back(ev);
     }
 
     fn handle(&mut self, ev: Event) {
@@ -371,18 +385,18 @@ impl Sim {
         };
         match ev {
             Event::Stir { link, .. } => {
-                if self.ends.get(&(node, link)).is_some_and(|x| x.open) {
+                if end_in(&self.ends, node, link).is_some_and(|x| x.open) {
                     e.transport_alive(now, link);
                 }
             }
             Event::Deliver { link, msg, .. } => {
-                if self.ends.get(&(node, link)).is_some_and(|x| x.open) {
+                if end_in(&self.ends, node, link).is_some_and(|x| x.open) {
                     e.frame(now, link, msg);
                 }
             }
             Event::LinkUp { link, info, .. } => e.link_up(now, link, info),
             Event::LinkDown { link, .. } => {
-                if let Some(end) = self.ends.get_mut(&(node, link)) {
+                if let Some(end) = end_mut_in(&mut self.ends, node, link) {
                     end.open = false;
                 }
                 e.link_down(now, link, "connection closed by peer");
@@ -440,7 +454,7 @@ impl Sim {
                 if self.net.count_bytes {
                     self.counters.bytes += crate::wire::encode(&msg).map_or(0, |b| b.len() as u64);
                 }
-                let Some(end) = self.ends.get(&(i, link)) else {
+                let Some(end) = self.end(i, link) else {
                     return;
                 };
                 let ((j, lj), open, last) = (end.peer, end.open, end.last_us);
@@ -456,7 +470,7 @@ impl Sim {
                         at = at.max(until);
                     }
                 }
-                if let Some(end) = self.ends.get_mut(&(i, link)) {
+                if let Some(end) = end_mut_in(&mut self.ends, i, link) {
                     end.last_us = at;
                 }
                 self.push(
@@ -476,8 +490,8 @@ impl Sim {
                     Some(j) if self.nodes[j].engine.is_some() && !self.cut.contains(&(i, j)) => {
                         let (li, lj) = (self.next_link, self.next_link + 1);
                         self.next_link += 2;
-                        self.ends.insert(
-                            (i, li),
+                        self.set_end(
+                            li,
                             End {
                                 node: i,
                                 peer: (j, lj),
@@ -485,8 +499,8 @@ impl Sim {
                                 open: true,
                             },
                         );
-                        self.ends.insert(
-                            (j, lj),
+                        self.set_end(
+                            lj,
                             End {
                                 node: j,
                                 peer: (i, li),
@@ -540,7 +554,7 @@ impl Sim {
     }
 
     fn close_end(&mut self, i: usize, link: LinkId) {
-        let Some(end) = self.ends.get_mut(&(i, link)) else {
+        let Some(end) = end_mut_in(&mut self.ends, i, link) else {
             return;
         };
         if !end.open {
@@ -558,8 +572,9 @@ impl Sim {
         let mine: Vec<LinkId> = self
             .ends
             .iter()
-            .filter(|(_, e)| e.node == i && e.open)
-            .map(|((_, l), _)| *l)
+            .enumerate()
+            .filter(|(_, e)| e.as_ref().is_some_and(|e| e.node == i && e.open))
+            .map(|(l, _)| l as LinkId)
             .collect();
         for l in mine {
             self.close_end(i, l);
@@ -575,7 +590,6 @@ impl Sim {
         };
         let reference: BTreeMap<NodeId, _> = first
             .table()
-            .entries
             .iter()
             .map(|(id, e)| (*id, e.na.version))
             .collect();
@@ -583,7 +597,7 @@ impl Sim {
             let Some(e) = self.engine(*i) else {
                 return false;
             };
-            let t = &e.table().entries;
+            let t = &e.table();
             t.len() == reference.len()
                 && t.iter()
                     .all(|(id, x)| reference.get(id) == Some(&x.na.version))
@@ -597,8 +611,19 @@ impl Sim {
     /// The status node `i` holds for node `j`, if it knows it.
     pub fn status(&self, i: usize, j: usize) -> Option<Status> {
         let e = self.engine(i)?;
-        e.table().entries.get(&self.nodes[j].id).map(|x| x.status)
+        e.table().get(&self.nodes[j].id).map(|x| x.status)
     }
+}
+
+/// One end of `link`, if it is `node`'s.
+fn end_in(ends: &[Option<End>], node: usize, link: LinkId) -> Option<&End> {
+    let e = ends.get(usize::try_from(link).ok()?)?.as_ref()?;
+    (e.node == node).then_some(e)
+}
+
+fn end_mut_in(ends: &mut [Option<End>], node: usize, link: LinkId) -> Option<&mut End> {
+    let e = ends.get_mut(usize::try_from(link).ok()?)?.as_mut()?;
+    (e.node == node).then_some(e)
 }
 
 fn msg_type(m: &PeerMsg) -> &'static str {

@@ -215,7 +215,7 @@ proptest! {
         now.mono_us += 10_000_000;
         e.tick(now);
         let _ = e.take_actions();
-        let me = &e.table().entries[&NodeId(ME)];
+        let me = e.table().get(&NodeId(ME)).expect("own entry");
         prop_assert_eq!(me.na.record.name.as_str(), "me");
     }
 

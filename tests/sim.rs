@@ -144,11 +144,7 @@ fn hierarchy_of_200_converges_with_identical_tables() {
     let t = converge(&mut sim);
     assert!(sim.converged());
     for i in 0..200 {
-        assert_eq!(
-            sim.engine(i).unwrap().table().entries.len(),
-            200,
-            "node {i}"
-        );
+        assert_eq!(sim.engine(i).unwrap().table().len(), 200, "node {i}");
     }
     eprintln!(
         "200 nodes converged in {} ms simulated, {} frames",
@@ -269,7 +265,7 @@ fn partition_then_heal_loses_no_node() {
     // Both sides keep every node, alive or not.
     for i in 0..200 {
         assert_eq!(
-            sim.engine(i).unwrap().table().entries.len(),
+            sim.engine(i).unwrap().table().len(),
             200,
             "node {i} lost a node in the split"
         );
@@ -280,8 +276,10 @@ fn partition_then_heal_loses_no_node() {
         .expect("heals");
     eprintln!("partition healed in {} ms simulated", t / 1000);
     for i in 0..200 {
-        let t = &sim.engine(i).unwrap().table().entries;
-        assert!(ids.iter().all(|id| t[id].status == Status::Alive));
+        let t = sim.engine(i).unwrap().table();
+        assert!(ids
+            .iter()
+            .all(|id| t.get(id).is_some_and(|e| e.status == Status::Alive)));
     }
 }
 
@@ -301,7 +299,7 @@ fn restarted_node_supersedes_its_old_announcement() {
     let new = sim.engine(vm).unwrap().incarnation();
     assert!(new > old);
     for i in 0..200 {
-        let e = &sim.engine(i).unwrap().table().entries[&sim.id(vm)];
+        let e = sim.engine(i).unwrap().table().get(&sim.id(vm)).unwrap();
         assert_eq!(e.na.version.inc, new, "node {i} holds the old incarnation");
         assert_eq!(e.status, Status::Alive);
     }
@@ -352,7 +350,6 @@ fn run_once(seed: u64) -> (u64, Vec<(String, String, u64, u64)>) {
         .engine(0)
         .unwrap()
         .table()
-        .entries
         .values()
         .map(|e| {
             (

@@ -132,16 +132,12 @@ impl Engine {
 
     fn request_remote(&mut self, token: Token, req: Request, word: &str) {
         let hits = self.table.resolve(word);
-        let usable = |e: &Engine, id: &NodeId| {
-            e.table
-                .entries
-                .get(id)
-                .is_some_and(|x| x.status == Status::Alive)
-        };
+        let usable =
+            |e: &Engine, id: &NodeId| e.table.get(id).is_some_and(|x| x.status == Status::Alive);
         if hits.len() > 1 {
             let names: Vec<String> = hits
                 .iter()
-                .filter_map(|id| self.table.entries.get(id))
+                .filter_map(|id| self.table.get(id))
                 .map(|e| format!("{} ({})", e.na.record.name, e.na.id.short()))
                 .collect();
             let message = format!(
@@ -167,8 +163,7 @@ impl Engine {
                 };
                 return self.route_cmd(routed);
             }
-            if !looks_like_addr(word) {
-                let e = &self.table.entries[&id];
+            if let Some(e) = self.table.get(&id).filter(|_| !looks_like_addr(word)) {
                 let secs = self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000;
                 let message = format!(
                     "can't reach {}: {}, last seen {secs} seconds ago",
@@ -222,7 +217,6 @@ impl Engine {
                 (ParkedWhat::Join(to), Ok(peer)) => {
                     let peer_name = self
                         .table
-                        .entries
                         .get(peer)
                         .map(|e| e.na.record.name.clone())
                         .unwrap_or_default();
@@ -299,12 +293,7 @@ impl Engine {
     /// Sends a command one hop closer to its destination.
     fn route_cmd(&mut self, mut r: Routed) {
         let Dest::Node(dest) = r.dest else { return };
-        let link = self
-            .table
-            .entries
-            .get(&dest)
-            .and_then(|e| e.next_hop)
-            .and_then(|n| self.link_to(n));
+        let link = self.table.next_hop(&dest).and_then(|n| self.link_to(n));
         match link {
             Some(link) => {
                 r.path.push(self.hop(Some(link)));
@@ -316,7 +305,6 @@ impl Engine {
             None => {
                 let name = self
                     .table
-                    .entries
                     .get(&dest)
                     .map_or(dest.short(), |e| e.na.record.name.clone());
                 let message = format!("no route from {} to {name}", self.record.name);
@@ -447,13 +435,7 @@ impl Engine {
             .and_then(|k| k.checked_sub(1))
             .and_then(|k| r.path.get(k))
             .and_then(|h| self.link_to(h.id));
-        let link = back.or_else(|| {
-            self.table
-                .entries
-                .get(&r.to)
-                .and_then(|e| e.next_hop)
-                .and_then(|n| self.link_to(n))
-        });
+        let link = back.or_else(|| self.table.next_hop(&r.to).and_then(|n| self.link_to(n)));
         match link {
             Some(link) => {
                 let mut r = r;
@@ -542,7 +524,7 @@ impl Engine {
             .waiting
             .iter()
             .map(|id| {
-                let (name, secs) = match self.table.entries.get(id) {
+                let (name, secs) = match self.table.get(id) {
                     Some(e) if e.status == Status::Alive => (e.na.record.name.clone(), 0),
                     Some(e) => (
                         e.na.record.name.clone(),
@@ -610,7 +592,6 @@ impl Engine {
                     Some(peer) => {
                         let peer_name = self
                             .table
-                            .entries
                             .get(&peer)
                             .map(|e| e.na.record.name.clone())
                             .unwrap_or_default();
@@ -659,7 +640,7 @@ impl Engine {
             };
             return Body::Error { message };
         };
-        let Some(e) = self.table.entries.get(&id) else {
+        let Some(e) = self.table.get(&id) else {
             return Body::Error {
                 message: "gone".into(),
             };
@@ -679,7 +660,7 @@ impl Engine {
 
     /// What `info` says about this node.
     pub fn info(&self) -> InfoView {
-        let node = match self.table.entries.get(&self.me) {
+        let node = match self.table.get(&self.me) {
             Some(e) => self.table.view(e, self.now.wall_ms),
             None => unreachable_own_entry(),
         };

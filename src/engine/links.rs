@@ -391,7 +391,6 @@ impl Engine {
     fn send_digest(&mut self, link: LinkId) {
         let mut entries: Vec<(NodeId, Version)> = self
             .table
-            .entries
             .iter()
             .map(|(id, e)| (*id, e.na.version))
             .collect();
@@ -434,7 +433,7 @@ impl Engine {
             if deadend && *id != self.me {
                 continue;
             }
-            if let Some(e) = self.table.entries.get(id) {
+            if let Some(e) = self.table.get(id) {
                 if e.na.version > *v {
                     send.push(*id);
                 }
@@ -449,16 +448,15 @@ impl Engine {
             let seen = l.digest_seen.take().unwrap_or_default();
             send.extend(
                 self.table
-                    .entries
-                    .keys()
-                    .filter(|id| !seen.contains(id) && (!deadend || **id == self.me))
-                    .copied(),
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !seen.contains(id) && (!deadend || *id == self.me)),
             );
         }
         send.sort();
         send.dedup();
         for id in send {
-            if let Some(e) = self.table.entries.get(&id) {
+            if let Some(e) = self.table.get(&id) {
                 self.actions.push(Action::Send {
                     link,
                     msg: PeerMsg::Na(Arc::clone(&e.na)),

@@ -195,6 +195,7 @@ impl Engine {
         let snap = snapshot.unwrap_or_default();
         let inc = now.wall_ms.max(snap.incarnation + 1);
         let mut table = Table::default();
+        let mut parents = Vec::new();
         let forgotten: IdMap<Version> = snap
             .forgotten
             .iter()
@@ -212,10 +213,10 @@ impl Engine {
             };
             let id = n.na.id;
             table.offer(n.na, last);
-            if let Some(e) = table.entries.get_mut(&id) {
+            if let Some(e) = table.get_mut(&id) {
                 e.last_seen_ms = last;
-                e.parent = n.parent;
             }
+            parents.push((id, n.parent));
         }
         let mut e = Engine {
             refresh_at: now.ms() + cfg.refresh_ms,
@@ -249,6 +250,9 @@ impl Engine {
         };
         let na = e.own_na();
         e.table.offer(Arc::new(na), now.wall_ms);
+        for (id, parent) in parents {
+            e.table.set_parent(&id, parent);
+        }
         for p in snap.peers {
             e.add_dial(&p, true);
         }
@@ -290,7 +294,6 @@ impl Engine {
     /// One node as the table shows it now.
     pub fn view(&self, id: &NodeId) -> Option<crate::wire::ctl::NodeView> {
         self.table
-            .entries
             .get(id)
             .map(|e| self.table.view(e, self.now.wall_ms))
     }
@@ -469,8 +472,8 @@ impl Engine {
             tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
             return;
         }
-        let new = !self.table.entries.contains_key(&na.id);
-        if new && self.table.entries.len() >= limits::MAX_NODES {
+        let new = !self.table.contains_key(&na.id);
+        if new && self.table.len() >= limits::MAX_NODES {
             tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
             return;
         }
@@ -508,7 +511,6 @@ impl Engine {
         for c in changes {
             let name = self
                 .table
-                .entries
                 .get(&c.id)
                 .map(|e| e.na.record.name.clone())
                 .unwrap_or_default();
@@ -532,7 +534,7 @@ impl Engine {
             .contested
             .iter()
             .filter_map(|(id, v)| {
-                let e = self.table.entries.get(id)?;
+                let e = self.table.get(id)?;
                 (e.status != Status::Alive && e.na.version <= *v).then_some((*id, *v))
             })
             .collect();
@@ -540,12 +542,8 @@ impl Engine {
             tracing::info!(node = %id.short(), "forgotten: it was forgotten elsewhere and is not alive here either");
             self.forget(id, v, None);
         }
-        self.contested.retain(|id, v| {
-            self.table
-                .entries
-                .get(id)
-                .is_some_and(|e| e.na.version <= *v)
-        });
+        self.contested
+            .retain(|id, v| self.table.get(id).is_some_and(|e| e.na.version <= *v));
         self.check_stop();
     }
 
@@ -566,14 +564,13 @@ impl Engine {
     pub fn snapshot(&self) -> Snapshot {
         let mut nodes: Vec<SnapNode> = self
             .table
-            .entries
             .values()
             .filter(|e| e.na.id != self.me)
             .map(|e| SnapNode {
                 na: Arc::clone(&e.na),
                 status: e.status,
                 last_seen_ms: e.last_seen_ms,
-                parent: e.parent,
+                parent: self.table.parent(e),
             })
             .collect();
         nodes.sort_by_key(|n| n.na.id);
@@ -603,7 +600,6 @@ impl Engine {
         let now = self.now.wall_ms;
         let old: Vec<NodeId> = self
             .table
-            .entries
             .values()
             .filter(|e| {
                 e.status != Status::Alive
@@ -612,7 +608,7 @@ impl Engine {
             .map(|e| e.na.id)
             .collect();
         for id in old {
-            if let Some(e) = self.table.entries.remove(&id) {
+            if let Some(e) = self.table.remove(&id) {
                 self.actions.push(Action::NodeRemoved(id));
                 tracing::info!(node = %e.na.record.name, "forgotten after {} s unseen", (now - e.last_seen_ms) / 1000);
                 self.forgotten.insert(id, e.na.version);
@@ -647,7 +643,7 @@ impl Engine {
             }
             return false;
         }
-        if let Some(e) = self.table.entries.get(&id) {
+        if let Some(e) = self.table.get(&id) {
             if e.na.version > version {
                 return false;
             }
@@ -663,7 +659,7 @@ impl Engine {
                 self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
                 return false;
             }
-            self.table.entries.remove(&id);
+            self.table.remove(&id);
             self.actions.push(Action::NodeRemoved(id));
         }
         self.contested.remove(&id);

@@ -8,7 +8,13 @@ use super::idmap::IdMap;
 use crate::wire::ctl::{NodeView, Status};
 use crate::wire::peer::{Announcement, NodeId, Version};
 
-/// What the table holds for one node.
+/// No slot: the `u32` fields of [`Entry`] use it for "none".
+const NONE: u32 = u32::MAX;
+
+/// What the table holds for one node. Its place in the tree refers to
+/// other entries by slot, so a table of N nodes costs ~100 bytes a node
+/// (every node holds every node: at 10,000 that is what decides whether
+/// a simulation of the whole network fits in memory).
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// The newest announcement seen.
@@ -17,14 +23,31 @@ pub struct Entry {
     pub status: Status,
     /// Wall clock ms at which it was last seen alive (or said goodbye).
     pub last_seen_ms: u64,
-    /// Parent in the shortest-path tree; kept when it becomes unreachable.
-    pub parent: Option<NodeId>,
+    /// Slot of the parent in the shortest-path tree; kept when it becomes
+    /// unreachable.
+    parent: u32,
+    /// Slot of the first hop towards it while reachable.
+    next_hop: u32,
     /// Hops from this node while reachable.
-    pub hops: Option<u32>,
-    /// First hop towards it while reachable.
-    pub next_hop: Option<NodeId>,
+    hops: u32,
     /// Round trip along the tree, µs, while reachable and measured.
-    pub rtt_us: Option<u32>,
+    rtt_us: u32,
+}
+
+impl Entry {
+    /// Hops from this node while reachable.
+    pub fn hops(&self) -> Option<u32> {
+        some(self.hops)
+    }
+
+    /// Round trip along the tree, µs, while reachable and measured.
+    pub fn rtt_us(&self) -> Option<u32> {
+        some(self.rtt_us)
+    }
+}
+
+fn some(x: u32) -> Option<u32> {
+    (x != NONE).then_some(x)
 }
 
 /// A status change found by [`Table::recompute`].
@@ -38,17 +61,102 @@ pub struct Change {
     pub to: Status,
 }
 
-/// The link-state database of one node.
+/// The link-state database of one node: entries in a dense vector, found
+/// by id through an index.
 #[derive(Debug, Default)]
 pub struct Table {
-    /// Every node known, this one included.
-    pub entries: IdMap<Entry>,
+    /// Slot of every node known, this one included.
+    slots: IdMap<u32>,
+    entries: Vec<Entry>,
 }
 
 impl Table {
+    /// The entry for `id`.
+    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+        let s = *self.slots.get(id)?;
+        self.entries.get(s as usize)
+    }
+
+    /// The entry for `id`, to change its last-seen time.
+    pub fn get_mut(&mut self, id: &NodeId) -> Option<&mut Entry> {
+        let s = *self.slots.get(id)?;
+        self.entries.get_mut(s as usize)
+    }
+
+    /// Whether `id` is known.
+    pub fn contains_key(&self, id: &NodeId) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    /// How many nodes are known.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no node is known (never, once an engine exists).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every entry, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// Every node with its entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {
+        self.entries.iter().map(|e| (&e.na.id, e))
+    }
+
+    fn id_at(&self, slot: u32) -> Option<NodeId> {
+        self.entries.get(slot as usize).map(|e| e.na.id)
+    }
+
+    /// The parent of `e` in the tree (its last one while unreachable).
+    pub fn parent(&self, e: &Entry) -> Option<NodeId> {
+        self.id_at(e.parent)
+    }
+
+    /// The first hop towards `id`, while it is reachable.
+    pub fn next_hop(&self, id: &NodeId) -> Option<NodeId> {
+        self.id_at(self.get(id)?.next_hop)
+    }
+
+    /// Sets the parent of `id` (from a snapshot), if both are known.
+    pub fn set_parent(&mut self, id: &NodeId, parent: Option<NodeId>) {
+        let p = parent.and_then(|p| self.slots.get(&p).copied());
+        if let Some(e) = self.get_mut(id) {
+            e.parent = p.unwrap_or(NONE);
+        }
+    }
+
+    /// Drops `id`. The last entry moves into its slot; what pointed at the
+    /// dropped one points nowhere, what pointed at the moved one follows.
+    pub fn remove(&mut self, id: &NodeId) -> Option<Entry> {
+        let s = self.slots.remove(id)?;
+        let last = (self.entries.len() - 1) as u32;
+        let gone = self.entries.swap_remove(s as usize);
+        if s != last {
+            let moved = self.entries[s as usize].na.id;
+            self.slots.insert(moved, s);
+        }
+        let fix = |x: &mut u32| {
+            if *x == s {
+                *x = NONE;
+            } else if *x == last {
+                *x = s;
+            }
+        };
+        for e in &mut self.entries {
+            fix(&mut e.parent);
+            fix(&mut e.next_hop);
+        }
+        Some(gone)
+    }
+
     /// The version held for `id`, if any.
     pub fn version(&self, id: &NodeId) -> Option<Version> {
-        self.entries.get(id).map(|e| e.na.version)
+        self.get(id).map(|e| e.na.version)
     }
 
     /// Stores an announcement if it is newer than the one held. Returns
@@ -60,7 +168,7 @@ impl Table {
         if !na.neighbors.is_sorted_by_key(|n| n.id) {
             Arc::make_mut(&mut na).neighbors.sort_by_key(|n| n.id);
         }
-        match self.entries.get_mut(&na.id) {
+        match self.get_mut(&na.id) {
             Some(e) if e.na.version >= na.version => false,
             Some(e) => {
                 e.na = na;
@@ -72,18 +180,16 @@ impl Table {
                 } else {
                     Status::Unreachable
                 };
-                self.entries.insert(
-                    na.id,
-                    Entry {
-                        na,
-                        status,
-                        last_seen_ms: now_ms,
-                        parent: None,
-                        hops: None,
-                        next_hop: None,
-                        rtt_us: None,
-                    },
-                );
+                self.slots.insert(na.id, self.entries.len() as u32);
+                self.entries.push(Entry {
+                    na,
+                    status,
+                    last_seen_ms: now_ms,
+                    parent: NONE,
+                    next_hop: NONE,
+                    hops: NONE,
+                    rtt_us: NONE,
+                });
                 true
             }
         }
@@ -101,91 +207,125 @@ impl Table {
         my_links: &[(NodeId, Option<u32>)],
         now_ms: u64,
     ) -> (Vec<Change>, Vec<NodeId>) {
-        // Per node reached: hops, parent, first hop, RTT along the tree.
-        let mut found: IdMap<(u32, Option<NodeId>, NodeId, Option<u32>)> = IdMap::default();
-        found.reserve(self.entries.len());
+        let Some(&root) = self.slots.get(&me) else {
+            return (Vec::new(), Vec::new());
+        };
+        // Per slot reached: hops, parent, first hop, RTT along the tree.
+        #[derive(Clone, Copy)]
+        struct Found {
+            hops: u32,
+            parent: u32,
+            first: u32,
+            rtt: u32,
+        }
+        let unseen = Found {
+            hops: NONE,
+            parent: NONE,
+            first: NONE,
+            rtt: NONE,
+        };
+        let sum = |a: u32, b: Option<u32>| match b {
+            Some(b) if a != NONE => a.saturating_add(b).min(NONE - 1),
+            _ => NONE,
+        };
+        let mut found = vec![unseen; self.entries.len()];
         let mut queue = VecDeque::new();
-        found.insert(me, (0, None, me, Some(0)));
+        found[root as usize] = Found {
+            hops: 0,
+            parent: NONE,
+            first: root,
+            rtt: 0,
+        };
         let mut first: Vec<(NodeId, Option<u32>)> = my_links.to_vec();
         first.sort();
         first.dedup_by_key(|(n, _)| *n);
         for (n, r) in first {
-            if n != me && self.entries.contains_key(&n) && !found.contains_key(&n) {
-                found.insert(n, (1, Some(me), n, r));
-                queue.push_back(n);
+            let Some(&s) = self.slots.get(&n) else {
+                continue;
+            };
+            if found[s as usize].hops == NONE {
+                found[s as usize] = Found {
+                    hops: 1,
+                    parent: root,
+                    first: s,
+                    rtt: sum(0, r),
+                };
+                queue.push_back(s);
             }
         }
         while let Some(x) = queue.pop_front() {
-            let Some(ex) = self.entries.get(&x) else {
-                continue;
-            };
+            let ex = &self.entries[x as usize];
             if ex.na.record.deadend || ex.na.left {
                 continue;
             }
-            let Some(&(hops, _, first_hop, rtt_x)) = found.get(&x) else {
-                continue;
-            };
+            let fx = found[x as usize];
+            let xid = ex.na.id;
             // In id order (see `offer`).
             for link in &ex.na.neighbors {
-                let n = link.id;
-                if found.contains_key(&n) {
+                let Some(&n) = self.slots.get(&link.id) else {
+                    continue;
+                };
+                if found[n as usize].hops != NONE {
                     continue;
                 }
-                let agrees = self
-                    .entries
-                    .get(&n)
-                    .is_some_and(|e| e.na.neighbors.iter().any(|m| m.id == x));
+                let agrees = self.entries[n as usize]
+                    .na
+                    .neighbors
+                    .binary_search_by_key(&xid, |m| m.id)
+                    .is_ok();
                 if agrees {
-                    let sum = rtt_x.zip(link.rtt_us).map(|(a, b)| a.saturating_add(b));
-                    found.insert(n, (hops + 1, Some(x), first_hop, sum));
+                    found[n as usize] = Found {
+                        hops: fx.hops + 1,
+                        parent: x,
+                        first: fx.first,
+                        rtt: sum(fx.rtt, link.rtt_us),
+                    };
                     queue.push_back(n);
                 }
             }
         }
         let mut changes = Vec::new();
         let mut moved = Vec::new();
-        for (id, e) in self.entries.iter_mut() {
+        for (s, e) in self.entries.iter_mut().enumerate() {
             let before = e.status;
             let place = (e.parent, e.hops);
-            match found.get(id) {
-                Some(&(hops, parent, first_hop, rtt)) => {
-                    e.rtt_us = rtt;
-                    e.hops = Some(hops);
-                    if parent.is_some() || *id == me {
-                        e.parent = parent;
-                    }
-                    e.next_hop = (*id != me).then_some(first_hop);
-                    e.status = if e.na.left {
-                        Status::Left
-                    } else {
-                        Status::Alive
-                    };
-                    if e.status == Status::Alive || before == Status::Alive {
-                        e.last_seen_ms = now_ms;
-                    }
+            let f = found[s];
+            if f.hops != NONE {
+                e.rtt_us = f.rtt;
+                e.hops = f.hops;
+                if f.parent != NONE || s as u32 == root {
+                    e.parent = f.parent;
                 }
-                None => {
-                    e.rtt_us = None;
-                    e.hops = None;
-                    e.next_hop = None;
-                    e.status = if e.na.left {
-                        Status::Left
-                    } else {
-                        Status::Unreachable
-                    };
-                    if before == Status::Alive {
-                        e.last_seen_ms = now_ms;
-                    }
+                e.next_hop = if s as u32 == root { NONE } else { f.first };
+                e.status = if e.na.left {
+                    Status::Left
+                } else {
+                    Status::Alive
+                };
+                if e.status == Status::Alive || before == Status::Alive {
+                    e.last_seen_ms = now_ms;
+                }
+            } else {
+                e.rtt_us = NONE;
+                e.hops = NONE;
+                e.next_hop = NONE;
+                e.status = if e.na.left {
+                    Status::Left
+                } else {
+                    Status::Unreachable
+                };
+                if before == Status::Alive {
+                    e.last_seen_ms = now_ms;
                 }
             }
             if e.status != before {
                 changes.push(Change {
-                    id: *id,
+                    id: e.na.id,
                     from: before,
                     to: e.status,
                 });
             } else if (e.parent, e.hops) != place {
-                moved.push(*id);
+                moved.push(e.na.id);
             }
         }
         changes.sort_by_key(|c| c.id);
@@ -198,8 +338,8 @@ impl Table {
         let mut v: Vec<NodeId> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.status == Status::Alive)
-            .map(|(id, _)| *id)
+            .filter(|e| e.status == Status::Alive)
+            .map(|e| e.na.id)
             .collect();
         v.sort();
         v
@@ -207,7 +347,7 @@ impl Table {
 
     /// The table as `list` shows it: `me` first, then by name (then id).
     pub fn views(&self, me: NodeId, now_ms: u64) -> Vec<NodeView> {
-        let mut v: Vec<&Entry> = self.entries.values().collect();
+        let mut v: Vec<&Entry> = self.entries.iter().collect();
         v.sort_by(|a, b| {
             (a.na.id != me, &a.na.record.name, a.na.id).cmp(&(
                 b.na.id != me,
@@ -247,9 +387,9 @@ impl Table {
             } else {
                 e.last_seen_ms
             },
-            parent: e.parent,
-            hops: e.hops,
-            rtt_us: e.rtt_us,
+            parent: self.parent(e),
+            hops: e.hops(),
+            rtt_us: e.rtt_us(),
             started_ms: r.started_ms,
             os: r.os.clone(),
             tags: r.tags.clone(),
@@ -268,7 +408,7 @@ impl Table {
             v.dedup();
             v
         };
-        let all = || self.entries.values();
+        let all = || self.entries.iter();
         let exact: Vec<NodeId> = all()
             .filter(|e| e.na.id.to_string() == word || e.na.record.name == word)
             .map(|e| e.na.id)
@@ -320,7 +460,7 @@ impl Table {
         for s in [Status::Alive, Status::Unreachable, Status::Left] {
             m.insert(s.as_str().to_string(), 0);
         }
-        for e in self.entries.values() {
+        for e in &self.entries {
             *m.entry(e.status.as_str().to_string()).or_default() += 1;
         }
         m
@@ -349,15 +489,9 @@ mod tests {
     use super::*;
     use crate::wire::peer::{Neighbor, NodeRecord};
 
-    #[test]
-    fn offer_keeps_neighbours_in_id_order() {
-        let n = |id: u128| Neighbor {
+    fn na(id: u128, neighbors: &[u128]) -> Announcement {
+        Announcement {
             id: NodeId(id),
-            rtt_us: None,
-            seen_as: None,
-        };
-        let na = Announcement {
-            id: NodeId(1),
             version: Version { inc: 1, seq: 1 },
             record: NodeRecord {
                 name: "a".into(),
@@ -372,17 +506,69 @@ mod tests {
                 started_ms: 0,
                 deadend: false,
             },
-            neighbors: vec![n(9), n(3), n(5)],
+            neighbors: neighbors
+                .iter()
+                .map(|&n| Neighbor {
+                    id: NodeId(n),
+                    rtt_us: Some(100),
+                    seen_as: None,
+                })
+                .collect(),
             left: false,
-        };
+        }
+    }
+
+    #[test]
+    fn offer_keeps_neighbours_in_id_order() {
         let mut t = Table::default();
-        assert!(t.offer(Arc::new(na), 0));
-        let ids: Vec<u128> = t.entries[&NodeId(1)]
+        assert!(t.offer(Arc::new(na(1, &[9, 3, 5])), 0));
+        let ids: Vec<u128> = t
+            .get(&NodeId(1))
+            .expect("stored")
             .na
             .neighbors
             .iter()
             .map(|n| n.id.0)
             .collect();
         assert_eq!(ids, [3, 5, 9]);
+    }
+
+    /// A chain 1 - 2 - 3 - 4 seen from 1: hops, parents, first hops and
+    /// RTTs; then dropping 2 (an entry in the middle of the vector) must
+    /// leave every reference right: 3 loses its parent, 4 (moved into the
+    /// freed slot) is still found by id and still 3's child.
+    #[test]
+    fn tree_survives_removing_a_middle_entry() {
+        let mut t = Table::default();
+        for (id, nb) in [(1, &[2][..]), (2, &[1, 3]), (3, &[2, 4]), (4, &[3])] {
+            t.offer(Arc::new(na(id, nb)), 0);
+        }
+        let (changes, _) = t.recompute(NodeId(1), &[(NodeId(2), Some(100))], 5);
+        assert_eq!(changes.len(), 4, "all four become alive: {changes:?}");
+        let e4 = t.get(&NodeId(4)).expect("4 known");
+        assert_eq!(e4.hops(), Some(3));
+        assert_eq!(e4.rtt_us(), Some(300));
+        assert_eq!(t.parent(e4), Some(NodeId(3)));
+        assert_eq!(t.next_hop(&NodeId(4)), Some(NodeId(2)));
+        assert_eq!(t.next_hop(&NodeId(1)), None);
+
+        assert!(t.remove(&NodeId(2)).is_some());
+        assert_eq!(t.len(), 3);
+        assert!(t.get(&NodeId(2)).is_none());
+        let e3 = t.get(&NodeId(3)).expect("3 known");
+        assert_eq!(t.parent(e3), None, "its parent is gone");
+        let e4 = t.get(&NodeId(4)).expect("4 still found by id");
+        assert_eq!(e4.na.id, NodeId(4));
+        assert_eq!(t.parent(e4), Some(NodeId(3)));
+        assert_eq!(t.next_hop(&NodeId(4)), None, "the first hop is gone");
+
+        // Without 2, 3 and 4 are cut off; they keep 4's parent.
+        let (changes, _) = t.recompute(NodeId(1), &[], 6);
+        let down: Vec<u128> = changes.iter().map(|c| c.id.0).collect();
+        assert_eq!(down, [3, 4]);
+        let e4 = t.get(&NodeId(4)).expect("4 known");
+        assert_eq!((e4.status, e4.hops()), (Status::Unreachable, None));
+        assert_eq!(t.parent(e4), Some(NodeId(3)));
+        assert_eq!(t.remove(&NodeId(2)).map(|e| e.na.id), None);
     }
 }
