@@ -32,7 +32,18 @@ pub struct Entry {
     hops: u32,
     /// Round trip along the tree, µs, while reachable and measured.
     rtt_us: u32,
+    /// Where its neighbours start in [`Table::adj`] (as many as its
+    /// announcement lists), unless `STALE`.
+    adj_at: u32,
+    /// How many (its announcement's neighbours, up to `u16::MAX`).
+    adj_len: u16,
+    /// `LEAF`: nothing is routed through it (deadend or departed);
+    /// `STALE`: its announcement changed since its neighbours were looked up.
+    flags: u8,
 }
+
+const LEAF: u8 = 1;
+const STALE: u8 = 2;
 
 impl Entry {
     /// Hops from this node while reachable.
@@ -68,6 +79,35 @@ pub struct Table {
     /// Slot of every node known, this one included.
     slots: IdMap<u32>,
     entries: Vec<Entry>,
+    /// Sum of [`mark`] over the entries: equal on two tables that hold the
+    /// same versions of the same nodes (a 64-bit hash: collisions aside).
+    sum: u64,
+    /// How many are alive, as of the last recompute.
+    alive: usize,
+    /// Every entry's neighbours as (slot, RTT µs), looked up once per
+    /// announcement rather than once per recompute: routes are recomputed
+    /// on every change, and at thousands of nodes the id lookups were most
+    /// of the cost. An entry whose announcement changes gets a new run at
+    /// the end; the old run is garbage until the next rebuild.
+    adj: Vec<(u32, u32)>,
+    /// Entries to look up again before the next recompute.
+    stale: Vec<u32>,
+    /// Look every entry up again (a node was added or removed: ids may
+    /// resolve differently).
+    all_stale: bool,
+    /// Runs in `adj` no entry uses any more.
+    garbage: usize,
+}
+
+/// One entry's share of [`Table::fingerprint`].
+fn mark(id: NodeId, v: Version) -> u64 {
+    let f = |a: u64, b: u64| {
+        let m = (a as u128).wrapping_mul(b as u128);
+        (m as u64) ^ ((m >> 64) as u64)
+    };
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let h = f(id.0 as u64 ^ K, (id.0 >> 64) as u64 | 1);
+    f(h ^ v.inc, f(v.seq ^ K, K | 1))
 }
 
 impl Table {
@@ -86,6 +126,19 @@ impl Table {
     /// Whether `id` is known.
     pub fn contains_key(&self, id: &NodeId) -> bool {
         self.slots.contains_key(id)
+    }
+
+    /// A summary of which versions of which nodes the table holds: two
+    /// tables with the same fingerprint and length hold the same (but for
+    /// a 64-bit hash collision). Kept as entries change; for simulations
+    /// checking convergence over thousands of tables.
+    pub fn fingerprint(&self) -> u64 {
+        self.sum
+    }
+
+    /// How many nodes are alive, as of the last recompute.
+    pub fn alive_count(&self) -> usize {
+        self.alive
     }
 
     /// How many nodes are known.
@@ -136,6 +189,9 @@ impl Table {
         let s = self.slots.remove(id)?;
         let last = (self.entries.len() - 1) as u32;
         let gone = self.entries.swap_remove(s as usize);
+        self.sum = self.sum.wrapping_sub(mark(gone.na.id, gone.na.version));
+        self.all_stale = true;
+        self.alive -= usize::from(gone.status == Status::Alive);
         if s != last {
             let moved = self.entries[s as usize].na.id;
             self.slots.insert(moved, s);
@@ -168,9 +224,22 @@ impl Table {
         if !na.neighbors.is_sorted_by_key(|n| n.id) {
             Arc::make_mut(&mut na).neighbors.sort_by_key(|n| n.id);
         }
-        match self.get_mut(&na.id) {
+        let slot = self.slots.get(&na.id).copied();
+        match slot.and_then(|s| self.entries.get_mut(s as usize)) {
             Some(e) if e.na.version >= na.version => false,
             Some(e) => {
+                let old = mark(e.na.id, e.na.version);
+                self.sum = self
+                    .sum
+                    .wrapping_sub(old)
+                    .wrapping_add(mark(na.id, na.version));
+                if e.flags & STALE == 0 {
+                    self.garbage += usize::from(e.adj_len);
+                    e.flags |= STALE;
+                    if let Some(s) = slot {
+                        self.stale.push(s);
+                    }
+                }
                 e.na = na;
                 true
             }
@@ -180,6 +249,7 @@ impl Table {
                 } else {
                     Status::Unreachable
                 };
+                self.sum = self.sum.wrapping_add(mark(na.id, na.version));
                 self.slots.insert(na.id, self.entries.len() as u32);
                 self.entries.push(Entry {
                     na,
@@ -189,10 +259,54 @@ impl Table {
                     next_hop: NONE,
                     hops: NONE,
                     rtt_us: NONE,
+                    adj_at: 0,
+                    adj_len: 0,
+                    flags: STALE,
                 });
+                self.all_stale = true;
                 true
             }
         }
+    }
+
+    /// Looks up the neighbours of the entries that changed, or of all.
+    fn refresh_adj(&mut self) {
+        let rebuild = self.all_stale || self.garbage > self.adj.len() / 2;
+        let todo: Vec<u32> = if rebuild {
+            self.adj.clear();
+            self.garbage = 0;
+            self.stale.clear();
+            (0..self.entries.len() as u32).collect()
+        } else {
+            std::mem::take(&mut self.stale)
+        };
+        self.all_stale = false;
+        for s in todo {
+            let Some(e) = self.entries.get_mut(s as usize) else {
+                continue;
+            };
+            e.adj_at = self.adj.len() as u32;
+            e.adj_len = u16::try_from(e.na.neighbors.len()).unwrap_or(u16::MAX);
+            e.flags = if e.na.record.deadend || e.na.left {
+                LEAF
+            } else {
+                0
+            };
+            self.adj
+                .extend(e.na.neighbors.iter().take(e.adj_len.into()).map(|n| {
+                    let slot = self.slots.get(&n.id).copied().unwrap_or(NONE);
+                    (slot, n.rtt_us.map_or(NONE, |r| r.min(NONE - 1)))
+                }));
+        }
+    }
+
+    /// The neighbours of the entry in slot `s`, as (slot, RTT).
+    fn adj_of(&self, s: u32) -> &[(u32, u32)] {
+        let e = &self.entries[s as usize];
+        let at = e.adj_at as usize;
+        self.adj
+            .get(at..at + usize::from(e.adj_len))
+            .unwrap_or_default()
     }
 
     /// Recomputes reachability by breadth-first search from `me` over edges
@@ -224,9 +338,13 @@ impl Table {
             first: NONE,
             rtt: NONE,
         };
-        let sum = |a: u32, b: Option<u32>| match b {
-            Some(b) if a != NONE => a.saturating_add(b).min(NONE - 1),
-            _ => NONE,
+        self.refresh_adj();
+        let sum = |a: u32, b: u32| {
+            if a == NONE || b == NONE {
+                NONE
+            } else {
+                a.saturating_add(b).min(NONE - 1)
+            }
         };
         let mut found = vec![unseen; self.entries.len()];
         let mut queue = VecDeque::new();
@@ -248,37 +366,27 @@ impl Table {
                     hops: 1,
                     parent: root,
                     first: s,
-                    rtt: sum(0, r),
+                    rtt: r.map_or(NONE, |r| sum(0, r)),
                 };
                 queue.push_back(s);
             }
         }
         while let Some(x) = queue.pop_front() {
-            let ex = &self.entries[x as usize];
-            if ex.na.record.deadend || ex.na.left {
+            if self.entries[x as usize].flags & LEAF != 0 {
                 continue;
             }
             let fx = found[x as usize];
-            let xid = ex.na.id;
             // In id order (see `offer`).
-            for link in &ex.na.neighbors {
-                let Some(&n) = self.slots.get(&link.id) else {
-                    continue;
-                };
-                if found[n as usize].hops != NONE {
+            for &(n, rtt) in self.adj_of(x) {
+                if n == NONE || found[n as usize].hops != NONE {
                     continue;
                 }
-                let agrees = self.entries[n as usize]
-                    .na
-                    .neighbors
-                    .binary_search_by_key(&xid, |m| m.id)
-                    .is_ok();
-                if agrees {
+                if self.adj_of(n).iter().any(|&(m, _)| m == x) {
                     found[n as usize] = Found {
                         hops: fx.hops + 1,
                         parent: x,
                         first: fx.first,
-                        rtt: sum(fx.rtt, link.rtt_us),
+                        rtt: sum(fx.rtt, rtt),
                     };
                     queue.push_back(n);
                 }
@@ -328,6 +436,11 @@ impl Table {
                 moved.push(e.na.id);
             }
         }
+        self.alive = self
+            .entries
+            .iter()
+            .filter(|e| e.status == Status::Alive)
+            .count();
         changes.sort_by_key(|c| c.id);
         moved.sort();
         (changes, moved)
@@ -570,5 +683,75 @@ mod tests {
         assert_eq!((e4.status, e4.hops()), (Status::Unreachable, None));
         assert_eq!(t.parent(e4), Some(NodeId(3)));
         assert_eq!(t.remove(&NodeId(2)).map(|e| e.na.id), None);
+    }
+
+    /// Same versions of the same nodes, in any order: same fingerprint;
+    /// a newer version or a missing node changes it; alive counts follow
+    /// recomputes and removals.
+    #[test]
+    fn fingerprint_and_alive_count_follow_the_entries() {
+        let (mut a, mut b) = (Table::default(), Table::default());
+        for (id, nb) in [(1, &[2][..]), (2, &[1, 3]), (3, &[2])] {
+            a.offer(Arc::new(na(id, nb)), 0);
+        }
+        for (id, nb) in [(3, &[2][..]), (1, &[2]), (2, &[1, 3])] {
+            b.offer(Arc::new(na(id, nb)), 0);
+        }
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mut newer = na(3, &[2]);
+        newer.version.seq += 1;
+        assert!(b.offer(Arc::new(newer.clone()), 0));
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert!(a.offer(Arc::new(newer), 0));
+        assert_eq!(a.fingerprint(), b.fingerprint());
+
+        assert_eq!(a.alive_count(), 0);
+        a.recompute(NodeId(1), &[(NodeId(2), None)], 1);
+        assert_eq!(a.alive_count(), 3);
+        let before = a.fingerprint();
+        a.remove(&NodeId(3));
+        assert_eq!(a.alive_count(), 2);
+        assert_ne!(a.fingerprint(), before);
+        b.remove(&NodeId(3));
+        assert_eq!(a.fingerprint(), b.fingerprint());
+    }
+
+    /// Neighbours are looked up once per announcement: a newer version
+    /// that drops a link (no node added or removed) must still change the
+    /// tree, and one that restores it must bring it back.
+    #[test]
+    fn a_changed_announcement_changes_the_tree() {
+        let mut t = Table::default();
+        for (id, nb) in [(1, &[2][..]), (2, &[1, 3]), (3, &[2, 4]), (4, &[3])] {
+            t.offer(Arc::new(na(id, nb)), 0);
+        }
+        let links = [(NodeId(2), Some(100))];
+        t.recompute(NodeId(1), &links, 1);
+        assert_eq!(t.alive_count(), 4);
+        let mut v = 1;
+        let mut set = |t: &mut Table, nb: &[u128]| {
+            let mut a = na(3, nb);
+            v += 1;
+            a.version.seq = v;
+            assert!(t.offer(Arc::new(a), 2));
+            t.recompute(NodeId(1), &links, 2)
+        };
+        let (changes, _) = set(&mut t, &[2]);
+        assert_eq!(changes.iter().map(|c| c.id.0).collect::<Vec<_>>(), [4]);
+        assert_eq!(
+            t.get(&NodeId(4)).map(|e| e.status),
+            Some(Status::Unreachable)
+        );
+        let (changes, _) = set(&mut t, &[2, 4]);
+        assert_eq!(
+            changes.iter().map(|c| (c.id.0, c.to)).collect::<Vec<_>>(),
+            [(4, Status::Alive)]
+        );
+        // Many versions later the lookups are compacted, not grown for ever.
+        for _ in 0..100 {
+            set(&mut t, &[2, 4]);
+        }
+        assert!(t.adj.len() <= 4 * 6, "adjacency grew to {}", t.adj.len());
+        assert_eq!(t.get(&NodeId(4)).and_then(|e| e.hops()), Some(3));
     }
 }
