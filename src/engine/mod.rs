@@ -451,8 +451,11 @@ impl Engine {
         }
     }
 
-    /// An announcement arrived on `link` (or in a handshake).
-    fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
+    /// An announcement arrived on `link`, or in a handshake (`flood`
+    /// false: a peer announces again as soon as the link is up, with the
+    /// link in it, so passing on the handshake's copy would cost every
+    /// node a frame that says nothing new a millisecond later).
+    fn on_na(&mut self, link: LinkId, na: Arc<Announcement>, flood: bool) {
         if na.id == self.me {
             if na.version >= self.version {
                 // A copy of us from a previous life (clock went back, or the
@@ -482,7 +485,9 @@ impl Engine {
             self.actions.push(Action::NodeChanged(na.id));
             self.dirty_routes();
             self.schedule_persist();
-            self.flood(Some(link), PeerMsg::Na(na), false);
+            if flood {
+                self.flood(Some(link), PeerMsg::Na(na), false);
+            }
         }
     }
 
