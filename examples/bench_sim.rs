@@ -60,8 +60,8 @@ fn main() {
     };
     let mut rows = Vec::new();
     // Bytes per table entry (every engine holds every node), from the last
-    // size run; 130 before any (measured: 121 at N = 2,000).
-    let mut per_entry = 130.0_f64;
+    // size run; 150 before any (measured: 141 at N = 2,000).
+    let mut per_entry = 150.0_f64;
     for n in sizes {
         let need = per_entry * (n * n) as f64;
         let have = mem_available();
@@ -99,9 +99,13 @@ fn main() {
             let k = 1 + next(hv - 1);
             sim.add_node(Config::default(), &[k]);
         }
+        // Progress on stderr: at 10,000 a run takes a while.
+        let phase = |what: &str| eprintln!("N={n}: {what} ({:.0} s)", wall.elapsed().as_secs_f64());
+        phase("network built, forming");
         let t = sim
             .run_until_true(600_000 * MS, |s| s.converged())
             .expect("formation converges");
+        phase("formed; one join");
         let form_frames = frames(&sim);
         let rss1 = rss_kib();
         // One join.
@@ -111,6 +115,7 @@ fn main() {
             .run_until_true(60_000 * MS, |s| s.converged())
             .expect("join converges");
         let join_frames = frames(&sim) - f0;
+        phase("joined; one crash");
         // One crash (a VM).
         let victim = n / 2;
         let f0 = frames(&sim);
@@ -123,11 +128,13 @@ fn main() {
             })
             .expect("crash seen");
         let crash_frames = frames(&sim) - f0;
+        phase("crash seen; a partition");
         // A partition of hypervisor 1 from everything for 10 s, then heal.
         let side: Vec<usize> = vec![1];
         let rest: Vec<usize> = (0..sim.len()).filter(|i| *i != 1).collect();
         sim.partition(&side, &rest);
         sim.run_for(10_000 * MS);
+        phase("partitioned 10 s; healing");
         let f0 = frames(&sim);
         sim.heal();
         sim.start(victim);

@@ -47,7 +47,8 @@ pub struct IdHasher(u64);
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
-fn fold(a: u64, b: u64) -> u64 {
+/// The high and low halves of a 128-bit product, xored.
+pub(crate) fn fold(a: u64, b: u64) -> u64 {
     let m = (a as u128).wrapping_mul(b as u128);
     (m as u64) ^ ((m >> 64) as u64)
 }

@@ -213,9 +213,7 @@ impl Engine {
             };
             let id = n.na.id;
             table.offer(n.na, last);
-            if let Some(e) = table.get_mut(&id) {
-                e.last_seen_ms = last;
-            }
+            table.set_last_seen(&id, last);
             parents.push((id, n.parent));
         }
         let mut e = Engine {

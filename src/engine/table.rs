@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::idmap::IdMap;
+use super::idmap::{fold, IdMap};
 use crate::wire::ctl::{NodeView, Status};
 use crate::wire::peer::{Announcement, NodeId, Version};
 
@@ -12,9 +12,10 @@ use crate::wire::peer::{Announcement, NodeId, Version};
 const NONE: u32 = u32::MAX;
 
 /// What the table holds for one node. Its place in the tree refers to
-/// other entries by slot, so a table of N nodes costs ~100 bytes a node
-/// (every node holds every node: at 10,000 that is what decides whether
-/// a simulation of the whole network fits in memory).
+/// other entries by slot, so a table costs ~130 bytes a node with its
+/// index and neighbour runs (every node holds every node: at 10,000 that
+/// is what decides whether a simulation of the whole network fits in
+/// memory; it was ~295).
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// The newest announcement seen.
@@ -41,6 +42,12 @@ pub struct Entry {
     /// `STALE`: its announcement changed since its neighbours were looked up.
     flags: u8,
 }
+
+// Every engine holds every node: 10,000 simulated nodes are 10^8 entries.
+const _: () = assert!(
+    std::mem::size_of::<Entry>() <= 40,
+    "keep table entries small"
+);
 
 const LEAF: u8 = 1;
 const STALE: u8 = 2;
@@ -101,13 +108,9 @@ pub struct Table {
 
 /// One entry's share of [`Table::fingerprint`].
 fn mark(id: NodeId, v: Version) -> u64 {
-    let f = |a: u64, b: u64| {
-        let m = (a as u128).wrapping_mul(b as u128);
-        (m as u64) ^ ((m >> 64) as u64)
-    };
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let h = f(id.0 as u64 ^ K, (id.0 >> 64) as u64 | 1);
-    f(h ^ v.inc, f(v.seq ^ K, K | 1))
+    let h = fold(id.0 as u64 ^ K, (id.0 >> 64) as u64 | 1);
+    fold(h ^ v.inc, fold(v.seq ^ K, K | 1))
 }
 
 impl Table {
@@ -117,10 +120,19 @@ impl Table {
         self.entries.get(s as usize)
     }
 
-    /// The entry for `id`, to change its last-seen time.
-    pub fn get_mut(&mut self, id: &NodeId) -> Option<&mut Entry> {
+    fn get_mut(&mut self, id: &NodeId) -> Option<&mut Entry> {
         let s = *self.slots.get(id)?;
         self.entries.get_mut(s as usize)
+    }
+
+    /// Sets when `id` was last seen (from a snapshot). Nothing else of an
+    /// entry changes from outside: the announcement only through
+    /// [`Table::offer`] (its neighbour runs and the fingerprint follow it),
+    /// the status only through [`Table::recompute`].
+    pub fn set_last_seen(&mut self, id: &NodeId, ms: u64) {
+        if let Some(e) = self.get_mut(id) {
+            e.last_seen_ms = ms;
+        }
     }
 
     /// Whether `id` is known.
