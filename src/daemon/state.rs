@@ -1,9 +1,10 @@
 //! The state dir: the node's identity, the snapshot of its table, the lock
 //! that keeps a second daemon out, and the control socket's home.
 //!
-//! Every write is atomic (temp file, fsync, rename). A corrupt file is moved
-//! aside with a warning. A dir that cannot be written degrades to
-//! memory-only with a warning: an ephemeral container still runs.
+//! Every write is atomic (temp file, fsync, rename; the pid file skips
+//! the fsync). A corrupt file is moved aside with a warning. A dir that
+//! cannot be written degrades to memory-only with a warning: an ephemeral
+//! container still runs.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -117,9 +118,12 @@ impl StateDir {
         }
     }
 
-    /// Writes `daustd.pid`, for scripts and service managers.
+    /// Writes `daustd.pid`, for scripts and service managers. Not synced:
+    /// it means nothing after a crash, and a daemon starting on a busy
+    /// disk should not wait for it.
     pub fn write_pid(&mut self) {
-        self.write("daustd.pid", format!("{}\n", std::process::id()).as_bytes());
+        let pid = format!("{}\n", std::process::id());
+        self.write("daustd.pid", pid.as_bytes(), false);
     }
 
     /// The node id kept in `ident`, created on first start.
@@ -137,7 +141,7 @@ impl StateDir {
             Err(e) => tracing::warn!(file = %file.display(), "cannot read ident: {e}"),
         }
         let id = NodeId(crate::sys::random_u128());
-        self.write("ident", format!("{id}\n").as_bytes());
+        self.write("ident", format!("{id}\n").as_bytes(), true);
         id
     }
 
@@ -166,7 +170,7 @@ impl StateDir {
     /// caller retries a failed one later (the disk may get room again).
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> bool {
         match serde_json::to_vec(snap) {
-            Ok(b) => self.write("snapshot.json", &b),
+            Ok(b) => self.write("snapshot.json", &b, true),
             Err(e) => {
                 tracing::warn!("cannot encode the snapshot: {e}");
                 false
@@ -174,15 +178,16 @@ impl StateDir {
         }
     }
 
-    /// Writes `name` atomically. The first failure turns on memory-only
+    /// Writes `name` atomically (and `durable`: synced before and after
+    /// the rename). The first failure turns on memory-only
     /// with one warning, the first success after it turns it off with one
     /// line; what was on disk before stays intact either way. Without the
     /// lock nothing is written: another daemon may own the dir.
-    fn write(&mut self, name: &str, data: &[u8]) -> bool {
+    fn write(&mut self, name: &str, data: &[u8], durable: bool) -> bool {
         if self._lock.is_none() {
             return false;
         }
-        match write_atomic(&self.path.join(name), data) {
+        match replace(&self.path.join(name), data, durable) {
             Ok(()) => {
                 if !self.writable {
                     tracing::info!(dir = %self.path.display(), "the state dir takes writes again: saving state");
@@ -210,29 +215,32 @@ impl StateDir {
 }
 
 fn probe_writable(dir: &Path) -> bool {
-    write_atomic(&dir.join(".probe"), b"").is_ok() && fs::remove_file(dir.join(".probe")).is_ok()
+    replace(&dir.join(".probe"), b"", false).is_ok() && fs::remove_file(dir.join(".probe")).is_ok()
 }
 
-/// Temp file, fsync, rename, fsync of the dir. On failure the temp file
-/// goes (a full disk must not fill up further) and `path` is untouched.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Temp file, rename; if `durable`, fsync before the rename and of the dir
+/// after. On failure the temp file goes (a full disk must not fill up
+/// further) and `path` is untouched.
+fn replace(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let r = write_then_rename(&tmp, path, data);
+    let r = write_then_rename(&tmp, path, data, durable);
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     r
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_then_rename(tmp: &Path, path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     {
         let mut f = File::create(tmp)?;
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
     }
     fs::rename(tmp, path)?;
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|_| durable) {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
