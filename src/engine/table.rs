@@ -766,4 +766,200 @@ mod tests {
         assert!(t.adj.len() <= 4 * 6, "adjacency grew to {}", t.adj.len());
         assert_eq!(t.get(&NodeId(4)).and_then(|e| e.hops()), Some(3));
     }
+
+    /// The table against the plainest model of what it computes: maps of
+    /// ids, the breadth-first search written out, on random sequences of
+    /// announcements (new versions with any neighbours, deadend or left),
+    /// removals and recomputes. Slots, neighbour runs (stale, rebuilt,
+    /// compacted), fingerprints and alive counts must never make a
+    /// difference a user could see.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::{BTreeMap, BTreeSet};
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Offer {
+                id: u128,
+                neighbors: Vec<(u128, Option<u32>)>,
+                deadend: bool,
+                left: bool,
+            },
+            Remove(u128),
+            Recompute(Vec<(u128, Option<u32>)>),
+        }
+
+        const ME: u128 = 1;
+
+        fn op() -> impl Strategy<Value = Op> {
+            let links =
+                proptest::collection::vec((1u128..9, proptest::option::of(1u32..100)), 0..5);
+            prop_oneof![
+                4 => (1u128..9, links.clone(), proptest::bool::weighted(0.1), proptest::bool::weighted(0.1))
+                    .prop_map(|(id, neighbors, deadend, left)| Op::Offer { id, neighbors, deadend, left }),
+                1 => (2u128..9).prop_map(Op::Remove),
+                3 => links.prop_map(Op::Recompute),
+            ]
+        }
+
+        /// What the model keeps per node.
+        #[derive(Clone, Debug, Default)]
+        struct M {
+            neighbors: BTreeMap<u128, Option<u32>>,
+            leaf: bool,
+            left: bool,
+            version: Version,
+            status: Option<Status>,
+            parent: Option<u128>,
+            hops: Option<u32>,
+            next_hop: Option<u128>,
+            rtt: Option<u32>,
+        }
+
+        fn recompute(m: &mut BTreeMap<u128, M>, links: &[(u128, Option<u32>)]) {
+            // id -> (hops, parent, first hop, rtt)
+            let mut found: BTreeMap<u128, (u32, Option<u128>, u128, Option<u32>)> = BTreeMap::new();
+            let mut queue = std::collections::VecDeque::new();
+            found.insert(ME, (0, None, ME, Some(0)));
+            let mut first = links.to_vec();
+            first.sort();
+            first.dedup_by_key(|(n, _)| *n);
+            for (n, r) in first {
+                if m.contains_key(&n) && !found.contains_key(&n) {
+                    found.insert(n, (1, Some(ME), n, r));
+                    queue.push_back(n);
+                }
+            }
+            while let Some(x) = queue.pop_front() {
+                let mx = &m[&x];
+                if mx.leaf || mx.left {
+                    continue;
+                }
+                let (hops, _, first_hop, rtt) = found[&x];
+                for (&n, &r) in &mx.neighbors {
+                    if found.contains_key(&n) {
+                        continue;
+                    }
+                    if m.get(&n).is_some_and(|e| e.neighbors.contains_key(&x)) {
+                        let sum = rtt.zip(r).map(|(a, b)| a + b);
+                        found.insert(n, (hops + 1, Some(x), first_hop, sum));
+                        queue.push_back(n);
+                    }
+                }
+            }
+            for (id, e) in m.iter_mut() {
+                let gone = if e.left {
+                    Status::Left
+                } else {
+                    Status::Unreachable
+                };
+                match found.get(id) {
+                    Some(&(hops, parent, first_hop, rtt)) => {
+                        e.hops = Some(hops);
+                        e.rtt = rtt;
+                        if parent.is_some() || *id == ME {
+                            e.parent = parent;
+                        }
+                        e.next_hop = (*id != ME).then_some(first_hop);
+                        e.status = Some(if e.left { Status::Left } else { Status::Alive });
+                    }
+                    None => {
+                        e.hops = None;
+                        e.rtt = None;
+                        e.next_hop = None;
+                        e.status = Some(gone);
+                    }
+                }
+            }
+        }
+
+        fn announcement(
+            id: u128,
+            seq: u64,
+            nb: &BTreeMap<u128, Option<u32>>,
+            deadend: bool,
+            left: bool,
+        ) -> Announcement {
+            let mut a = na(id, &[]);
+            a.version = Version { inc: 1, seq };
+            a.record.deadend = deadend;
+            a.left = left;
+            a.neighbors = nb
+                .iter()
+                .map(|(&n, &rtt_us)| crate::wire::peer::Neighbor {
+                    id: NodeId(n),
+                    rtt_us,
+                    seen_as: None,
+                })
+                .collect();
+            a
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+            #[test]
+            fn table_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+                let mut t = Table::default();
+                let mut m: BTreeMap<u128, M> = BTreeMap::new();
+                let mut seq = 1;
+                t.offer(Arc::new(announcement(ME, seq, &BTreeMap::new(), false, false)), 0);
+                m.insert(ME, M { version: Version { inc: 1, seq }, status: Some(Status::Unreachable), ..M::default() });
+                for op in ops {
+                    match op {
+                        Op::Offer { id, neighbors, deadend, left } => {
+                            seq += 1;
+                            let nb: BTreeMap<u128, Option<u32>> =
+                                neighbors.into_iter().filter(|(n, _)| *n != id).collect();
+                            let (deadend, left) = if id == ME { (false, false) } else { (deadend, left) };
+                            prop_assert!(t.offer(Arc::new(announcement(id, seq, &nb, deadend, left)), 0));
+                            let e = m.entry(id).or_insert_with(|| M {
+                                status: Some(if left { Status::Left } else { Status::Unreachable }),
+                                ..M::default()
+                            });
+                            e.neighbors = nb;
+                            e.leaf = deadend;
+                            e.left = left;
+                            e.version = Version { inc: 1, seq };
+                        }
+                        Op::Remove(id) => {
+                            prop_assert_eq!(t.remove(&NodeId(id)).is_some(), m.remove(&id).is_some());
+                            for e in m.values_mut() {
+                                if e.parent == Some(id) {
+                                    e.parent = None;
+                                }
+                                if e.next_hop == Some(id) {
+                                    e.next_hop = None;
+                                }
+                            }
+                        }
+                        Op::Recompute(links) => {
+                            let mine: Vec<(NodeId, Option<u32>)> =
+                                links.iter().map(|&(n, r)| (NodeId(n), r)).collect();
+                            t.recompute(NodeId(ME), &mine, 0);
+                            recompute(&mut m, &links);
+                            for (id, e) in &m {
+                                let got = t.get(&NodeId(*id)).expect("in the table");
+                                prop_assert_eq!(Some(got.status), e.status, "status of {}", id);
+                                prop_assert_eq!(got.hops(), e.hops, "hops of {}", id);
+                                prop_assert_eq!(got.rtt_us(), e.rtt, "rtt of {}", id);
+                                prop_assert_eq!(t.parent(got).map(|p| p.0), e.parent, "parent of {}", id);
+                                prop_assert_eq!(t.next_hop(&NodeId(*id)).map(|p| p.0), e.next_hop, "next hop of {}", id);
+                            }
+                            let alive = m.values().filter(|e| e.status == Some(Status::Alive)).count();
+                            prop_assert_eq!(t.alive_count(), alive);
+                        }
+                    }
+                    prop_assert_eq!(t.len(), m.len());
+                    let ids: BTreeSet<u128> = t.iter().map(|(id, _)| id.0).collect();
+                    prop_assert_eq!(ids, m.keys().copied().collect::<BTreeSet<u128>>());
+                    let mut fresh = Table::default();
+                    for e in t.values() {
+                        fresh.offer(Arc::clone(&e.na), 0);
+                    }
+                    prop_assert_eq!(fresh.fingerprint(), t.fingerprint());
+                }
+            }
+        }
+    }
 }
