@@ -39,7 +39,8 @@ pub struct Entry {
     /// How many (its announcement's neighbours, up to `u16::MAX`).
     adj_len: u16,
     /// `LEAF`: nothing is routed through it (deadend or departed);
-    /// `STALE`: its announcement changed since its neighbours were looked up.
+    /// `LEFT`: departed; `STALE`: its announcement changed since its
+    /// neighbours were looked up (and these flags set).
     flags: u8,
 }
 
@@ -51,6 +52,7 @@ const _: () = assert!(
 
 const LEAF: u8 = 1;
 const STALE: u8 = 2;
+const LEFT: u8 = 4;
 
 impl Entry {
     /// Hops from this node while reachable.
@@ -66,6 +68,11 @@ impl Entry {
 
 fn some(x: u32) -> Option<u32> {
     (x != NONE).then_some(x)
+}
+
+/// An RTT as the `u32` fields hold it (`NONE`: not measured).
+fn rtt_code(r: Option<u32>) -> u32 {
+    r.map_or(NONE, |r| r.min(NONE - 1))
 }
 
 /// A status change found by [`Table::recompute`].
@@ -237,9 +244,9 @@ impl Table {
             Arc::make_mut(&mut na).neighbors.sort_by_key(|n| n.id);
         }
         let slot = self.slots.get(&na.id).copied();
-        match slot.and_then(|s| self.entries.get_mut(s as usize)) {
-            Some(e) if e.na.version >= na.version => false,
-            Some(e) => {
+        match slot.and_then(|s| Some((s, self.entries.get_mut(s as usize)?))) {
+            Some((_, e)) if e.na.version >= na.version => false,
+            Some((s, e)) => {
                 let old = mark(e.na.id, e.na.version);
                 self.sum = self
                     .sum
@@ -248,9 +255,7 @@ impl Table {
                 if e.flags & STALE == 0 {
                     self.garbage += usize::from(e.adj_len);
                     e.flags |= STALE;
-                    if let Some(s) = slot {
-                        self.stale.push(s);
-                    }
+                    self.stale.push(s);
                 }
                 e.na = na;
                 true
@@ -299,15 +304,15 @@ impl Table {
             };
             e.adj_at = self.adj.len() as u32;
             e.adj_len = u16::try_from(e.na.neighbors.len()).unwrap_or(u16::MAX);
-            e.flags = if e.na.record.deadend || e.na.left {
-                LEAF
-            } else {
-                0
+            e.flags = match (e.na.left, e.na.record.deadend) {
+                (true, _) => LEAF | LEFT,
+                (false, true) => LEAF,
+                (false, false) => 0,
             };
             self.adj
                 .extend(e.na.neighbors.iter().take(e.adj_len.into()).map(|n| {
                     let slot = self.slots.get(&n.id).copied().unwrap_or(NONE);
-                    (slot, n.rtt_us.map_or(NONE, |r| r.min(NONE - 1)))
+                    (slot, rtt_code(n.rtt_us))
                 }));
         }
     }
@@ -378,7 +383,7 @@ impl Table {
                     hops: 1,
                     parent: root,
                     first: s,
-                    rtt: r.map_or(NONE, |r| sum(0, r)),
+                    rtt: rtt_code(r),
                 };
                 queue.push_back(s);
             }
@@ -406,7 +411,9 @@ impl Table {
         }
         let mut changes = Vec::new();
         let mut moved = Vec::new();
+        self.alive = 0;
         for (s, e) in self.entries.iter_mut().enumerate() {
+            let left = e.flags & LEFT != 0;
             let before = e.status;
             let place = (e.parent, e.hops);
             let f = found[s];
@@ -417,11 +424,7 @@ impl Table {
                     e.parent = f.parent;
                 }
                 e.next_hop = if s as u32 == root { NONE } else { f.first };
-                e.status = if e.na.left {
-                    Status::Left
-                } else {
-                    Status::Alive
-                };
+                e.status = if left { Status::Left } else { Status::Alive };
                 if e.status == Status::Alive || before == Status::Alive {
                     e.last_seen_ms = now_ms;
                 }
@@ -429,7 +432,7 @@ impl Table {
                 e.rtt_us = NONE;
                 e.hops = NONE;
                 e.next_hop = NONE;
-                e.status = if e.na.left {
+                e.status = if left {
                     Status::Left
                 } else {
                     Status::Unreachable
@@ -438,6 +441,7 @@ impl Table {
                     e.last_seen_ms = now_ms;
                 }
             }
+            self.alive += usize::from(e.status == Status::Alive);
             if e.status != before {
                 changes.push(Change {
                     id: e.na.id,
@@ -448,11 +452,6 @@ impl Table {
                 moved.push(e.na.id);
             }
         }
-        self.alive = self
-            .entries
-            .iter()
-            .filter(|e| e.status == Status::Alive)
-            .count();
         changes.sort_by_key(|c| c.id);
         moved.sort();
         (changes, moved)
