@@ -290,7 +290,7 @@ impl Engine {
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
             PeerMsg::Na(na) => {
                 if self.links.get(&link).is_some_and(|l| l.active) {
-                    self.on_na(link, na, true)
+                    self.on_na(link, na)
                 }
             }
             PeerMsg::Forget { id, version } => {
@@ -379,7 +379,7 @@ impl Engine {
                 d.backoff_ms = self.cfg.redial_min_ms;
             }
         }
-        self.on_na(link, Arc::new(h.na), false);
+        self.accept_na(link, &Arc::new(h.na));
         self.send_digest(link);
         self.dirty_routes();
         self.schedule_announce();

@@ -449,11 +449,19 @@ impl Engine {
         }
     }
 
-    /// An announcement arrived on `link`, or in a handshake (`flood`
-    /// false: a peer announces again as soon as the link is up, with the
-    /// link in it, so passing on the handshake's copy would cost every
-    /// node a frame that says nothing new a millisecond later).
-    fn on_na(&mut self, link: LinkId, na: Arc<Announcement>, flood: bool) {
+    /// An announcement arrived on `link`: stored if newer, and passed on.
+    fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
+        if self.accept_na(link, &na) {
+            self.flood(Some(link), PeerMsg::Na(na), false);
+        }
+    }
+
+    /// Stores an announcement that came on `link` if it is newer than the
+    /// one held (and allowed); returns whether it was. The copy in a
+    /// handshake goes only through here: the peer announces again as soon
+    /// as the link is up, with the link in it, so passing that copy on
+    /// would cost every node a frame saying nothing new a moment later.
+    fn accept_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
         if na.id == self.me {
             if na.version >= self.version {
                 // A copy of us from a previous life (clock went back, or the
@@ -464,29 +472,28 @@ impl Engine {
                 };
                 self.announce();
             }
-            return;
+            return false;
         }
         if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
-            return;
+            return false;
         }
-        if let Err(why) = limits::check(&na) {
+        if let Err(why) = limits::check(na) {
             tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
-            return;
+            return false;
         }
         let new = !self.table.contains_key(&na.id);
         if new && self.table.len() >= limits::MAX_NODES {
             tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
-            return;
+            return false;
         }
-        if self.table.offer(Arc::clone(&na), self.now.wall_ms) {
-            self.forgotten.remove(&na.id);
-            self.actions.push(Action::NodeChanged(na.id));
-            self.dirty_routes();
-            self.schedule_persist();
-            if flood {
-                self.flood(Some(link), PeerMsg::Na(na), false);
-            }
+        if !self.table.offer(Arc::clone(na), self.now.wall_ms) {
+            return false;
         }
+        self.forgotten.remove(&na.id);
+        self.actions.push(Action::NodeChanged(na.id));
+        self.dirty_routes();
+        self.schedule_persist();
+        true
     }
 
     /// The graph changed: recompute routes after the debounce, or sooner
