@@ -349,10 +349,6 @@ impl Sim {
         false
     }
 
-    fn end(&self, node: usize, link: LinkId) -> Option<&End> {
-        end_in(&self.ends, node, link)
-    }
-
     fn set_end(&mut self, link: LinkId, end: End) {
         let k = link as usize;
         if self.ends.len() <= k {
@@ -454,7 +450,7 @@ impl Sim {
                 if self.net.count_bytes {
                     self.counters.bytes += crate::wire::encode(&msg).map_or(0, |b| b.len() as u64);
                 }
-                let Some(end) = self.end(i, link) else {
+                let Some(end) = end_in(&self.ends, i, link) else {
                     return;
                 };
                 let ((j, lj), open, last) = (end.peer, end.open, end.last_us);

@@ -597,27 +597,24 @@ fn a_forgotten_node_stays_forgotten_on_nodes_that_were_down_or_restart() {
     sim.run_for(5 * SEC);
     forget(&mut sim, b, c);
     assert_eq!(sim.status(a, c), None);
+    let stays_forgotten = |sim: &Sim| {
+        for i in [a, b, d] {
+            assert_eq!(
+                sim.status(i, c),
+                None,
+                "node {i} has the forgotten node back"
+            );
+        }
+    };
     // d comes back from a snapshot that still holds c: told on link up.
     sim.start(d);
     sim.run_for(3 * SEC);
-    for i in [a, b, d] {
-        assert_eq!(
-            sim.status(i, c),
-            None,
-            "node {i} has the forgotten node back"
-        );
-    }
+    stays_forgotten(&sim);
     // a restarts: its tombstone survives in its snapshot.
     sim.crash(a);
     sim.start(a);
     sim.run_for(3 * SEC);
-    for i in [a, b, d] {
-        assert_eq!(
-            sim.status(i, c),
-            None,
-            "node {i} has the forgotten node back"
-        );
-    }
+    stays_forgotten(&sim);
 }
 
 #[test]
