@@ -100,6 +100,9 @@ struct Node {
     snapshot: Option<Snapshot>,
     wake_at: u64,
     frozen: bool,
+    /// How far this node's wall clock is off, ms (a clock set back is
+    /// negative).
+    skew_ms: i64,
 }
 
 /// An in-memory network of engines.
@@ -153,11 +156,25 @@ impl Sim {
         self.now_us
     }
 
-    fn now(&self) -> Now {
+    /// The time as node `i` sees it: its wall clock may be off.
+    fn now(&self, i: usize) -> Now {
+        let wall = WALL_BASE_MS + self.now_us / 1000;
         Now {
             mono_us: self.now_us,
-            wall_ms: WALL_BASE_MS + self.now_us / 1000,
+            wall_ms: wall.saturating_add_signed(self.nodes[i].skew_ms),
         }
+    }
+
+    /// Sets node `i`'s wall clock `skew_ms` off true time (negative: set
+    /// back). It takes effect at once, as `date -s` would.
+    pub fn set_clock_skew(&mut self, i: usize, skew_ms: i64) {
+        self.nodes[i].skew_ms = skew_ms;
+    }
+
+    /// Loses node `i`'s snapshot (a state dir restored without it, or
+    /// wiped but for the identity): its next start knows nothing.
+    pub fn lose_snapshot(&mut self, i: usize) {
+        self.nodes[i].snapshot = None;
     }
 
     /// The address of node `i`.
@@ -223,6 +240,7 @@ impl Sim {
             snapshot: None,
             wake_at: u64::MAX,
             frozen: false,
+            skew_ms: 0,
         });
         self.start(i);
         i
@@ -230,7 +248,7 @@ impl Sim {
 
     /// Starts (or restarts) node `i` from its last snapshot.
     pub fn start(&mut self, i: usize) {
-        let now = self.now();
+        let now = self.now(i);
         let n = &mut self.nodes[i];
         let mut record = n.record.clone();
         record.started_ms = now.wall_ms;
@@ -285,7 +303,7 @@ impl Sim {
     pub fn request(&mut self, i: usize, req: Request) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
-        let now = self.now();
+        let now = self.now(i);
         if let Some(e) = self.nodes[i].engine.as_mut() {
             e.request(now, token, req);
         }
@@ -362,7 +380,6 @@ impl Sim {
     }
 
     fn handle(&mut self, ev: Event) {
-        let now = self.now();
         let node = match &ev {
             Event::Deliver { node, .. }
             | Event::LinkUp { node, .. }
@@ -371,6 +388,7 @@ impl Sim {
             | Event::Stir { node, .. }
             | Event::Wake { node } => *node,
         };
+        let now = self.now(node);
         if self.nodes[node].frozen {
             // A frozen process reads nothing; keep its events for later? A
             // SIGSTOPped daemon in tests never thaws, so drop them.

@@ -43,19 +43,41 @@ pub fn gateway() -> Option<Ipv4Addr> {
 
 /// Every address of every interface but loopback, IPv4 first.
 pub fn interface_addrs() -> Vec<(String, IpAddr)> {
+    let mut v = every_interface_addr();
+    v.retain(|(_, ip)| !ip.is_loopback());
+    v
+}
+
+/// Every interface's addresses, loopback included, IPv4 first.
+fn every_interface_addr() -> Vec<(String, IpAddr)> {
     let mut v: Vec<(String, IpAddr)> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
-        .filter(|i| !i.is_loopback())
         .map(|i| (i.name.clone(), i.ip()))
         .collect();
     v.sort_by_key(|(n, ip)| (ip.is_ipv6(), n.clone(), *ip));
     v
 }
 
-/// The internal address: that of `iface` if given, else of the interface
-/// holding the default route, else the first IPv4 address there is.
-pub fn internal_ip(iface: Option<&str>) -> Option<IpAddr> {
+/// The address of interface `name` (`-i`): its IPv4 address, else its
+/// IPv6 one; any interface will do, loopback included. The error names the
+/// interfaces there are.
+pub fn iface_ip(name: &str) -> Result<IpAddr, String> {
+    let all = every_interface_addr();
+    if let Some((_, ip)) = all.iter().find(|(n, _)| n == name) {
+        return Ok(*ip);
+    }
+    let mut names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    Err(format!(
+        "no interface {name:?} with an address (there are: {})",
+        names.join(", ")
+    ))
+}
+
+/// The internal address: that of the interface holding the default route,
+/// else the first IPv4 address there is other than loopback.
+pub fn internal_ip() -> Option<IpAddr> {
     let addrs = interface_addrs();
     let of = |name: &str| {
         addrs
@@ -63,9 +85,6 @@ pub fn internal_ip(iface: Option<&str>) -> Option<IpAddr> {
             .find(|(n, ip)| n == name && ip.is_ipv4())
             .map(|(_, ip)| *ip)
     };
-    if let Some(i) = iface {
-        return of(i);
-    }
     if let Some((i, _)) = default_route() {
         if let Some(ip) = of(&i) {
             return Some(ip);

@@ -348,7 +348,7 @@ fn vms_behind_two_hypervisors_reach_each_other() {
         dk.exec(&vms[0], &["list"]).1
     );
     let (_, tree) = dk.exec(&vms[0], &["trace", "all"]);
-    assert_eq!(tree, "|__ hv1\n|   |__ hv2\n|   |   |__ vm4\n|   |   |__ vm5\n|   |   |__ vm6\n|   |__ vm2\n|   |__ vm3\n|__ vm1", "{tree}");
+    assert_eq!(tree, "|__ vm1\n|__ hv1\n|   |__ hv2\n|   |   |__ vm4\n|   |   |__ vm5\n|   |   |__ vm6\n|   |__ vm2\n|   |__ vm3", "{tree}");
     let (ok, pong) = dk.exec(&vms[0], &["remote", "vm5", "ping"]);
     assert!(ok && pong.starts_with("pong from vm5 "), "{pong}");
 }

@@ -164,13 +164,35 @@ pub fn exchange(
     }
 }
 
+/// How a request failed as a whole, as one line on stderr and, with
+/// `--json`, as `{"error": ..., "code": N}` on stdout: JSON whatever
+/// happens.
+fn fail(json: bool, message: &str, code: u8) -> ExitCode {
+    if json {
+        let _ =
+            print_out(&(serde_json::json!({"error": message, "code": code}).to_string() + "\n"));
+    }
+    eprintln!("daust: {message}");
+    ExitCode::from(code.max(1))
+}
+
+/// Why no daemon answers at `path`, in words that say what to do.
+fn no_daemon_message(path: &Path, e: &std::io::Error, verbose: bool) -> String {
+    let p = path.display();
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied on the control socket {p}: only root and the daemon's own user may use it (try sudo)"
+        ),
+        _ if verbose => format!(
+            "can't reach the local daustd at {p}: {e}; is it running? start it with: daustd -d"
+        ),
+        _ => format!("can't reach the local daustd at {p}; is it running? start it with: daustd -d"),
+    }
+}
+
 /// Says that no daemon answers at `path`.
-fn no_daemon(path: &Path) -> ExitCode {
-    eprintln!(
-        "daust: can't reach the local daustd at {}; is it running? start it with: daustd -d",
-        path.display()
-    );
-    ExitCode::FAILURE
+fn no_daemon(path: &Path, e: &std::io::Error, p: &Phrase) -> ExitCode {
+    fail(p.json, &no_daemon_message(path, e, p.verbose > 0), 1)
 }
 
 /// Runs `daust` with the arguments after the program name.
@@ -178,38 +200,109 @@ pub fn main(args: &[String]) -> ExitCode {
     let p = match phrase::parse(args) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("daust: {}", e.0);
-            eprint!("{}", phrase::usage());
-            return ExitCode::from(2);
+            let json = args.iter().any(|a| a == "--json");
+            let code = fail(json, &e.0, 2);
+            eprintln!("try 'daust --help'");
+            return code;
         }
     };
+    let print = |s: &str| {
+        let _ = print_out(s);
+        ExitCode::SUCCESS
+    };
     match &p.action {
-        Action::Version => {
-            println!("daust {}", crate::VERSION);
-            ExitCode::SUCCESS
-        }
-        Action::Help(None) => {
-            print!("{}", phrase::usage());
-            ExitCode::SUCCESS
-        }
+        Action::Version => print(&format!("daust {}\n", crate::VERSION)),
+        Action::Help(None) => print(&phrase::usage()),
         Action::Help(Some(w)) => match phrase::command_help(w) {
-            Some(h) => {
-                print!("{h}");
-                ExitCode::SUCCESS
-            }
+            Some(h) => print(&h),
             None => {
-                eprintln!("daust: unknown command {w:?}");
-                eprint!("{}", phrase::usage());
+                eprintln!("daust: unknown command {w:?}\ntry 'daust --help'");
                 ExitCode::from(2)
             }
         },
         Action::Run(cmd) => run(&p, cmd.clone()),
         Action::Top => top::main(&socket_path(&p), p.once, p.width),
         Action::Events => events(&p),
-        Action::Keygen => {
-            println!("{}", crate::daemon::secure::keygen());
-            ExitCode::SUCCESS
+        Action::Keygen => print(&format!("{}\n", crate::daemon::secure::keygen())),
+    }
+}
+
+/// The live `waiting for N of M nodes…` line of an `all` command on a
+/// terminal: shown after a second, redrawn as answers come and as time
+/// passes, cleared when done.
+struct Waiting {
+    live: bool,
+    started: Instant,
+    answered: usize,
+    expected: usize,
+    shown: bool,
+}
+
+impl Waiting {
+    /// How often the line is redrawn while nothing arrives.
+    const TICK: Duration = Duration::from_millis(250);
+
+    fn draw(&mut self) {
+        let waited = self.started.elapsed();
+        if !self.live || waited < Duration::from_secs(1) {
+            return;
         }
+        let count = if self.expected > 0 {
+            format!(
+                "waiting for {} of {} nodes…",
+                self.expected.saturating_sub(self.answered),
+                self.expected
+            )
+        } else {
+            "waiting for answers…".to_string()
+        };
+        eprint!("\r\x1b[K{count} {}s", waited.as_secs());
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+/// Sends `req` and reads replies until the last, keeping `waiting` drawn.
+fn gather(
+    socket: &Path,
+    req: &Request,
+    wait: Duration,
+    w: &mut Waiting,
+) -> Result<Reply, ClientError> {
+    let (mut replies, sent) = Replies::open(socket, req)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let next = if w.live {
+            deadline.min(Instant::now() + Waiting::TICK)
+        } else {
+            deadline
+        };
+        match replies.next(Some(next))? {
+            Next::Reply(Reply::Progress { answered, expected }) => {
+                w.answered = answered;
+                w.expected = expected;
+            }
+            Next::Reply(last) => return Ok(last),
+            Next::TimedOut if Instant::now() < deadline => {}
+            Next::TimedOut => {
+                return Err(ClientError::Broken(
+                    "the daemon did not answer in time".into(),
+                ))
+            }
+            Next::Closed => {
+                return Err(ClientError::Broken(match &sent {
+                    Err(e) => format!("cannot send the request: {e}"),
+                    Ok(()) => "the daemon closed the connection without an answer".into(),
+                }))
+            }
+        }
+        w.draw();
     }
 }
 
@@ -221,35 +314,19 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
         cmd: cmd.clone(),
         timeout_ms: p.timeout.as_millis() as u64,
     };
-    let started = Instant::now();
-    let live = all && !p.json && std::io::stderr().is_terminal();
-    let mut shown = false;
-    let result = exchange(&socket, &req, p.timeout + GRACE, |r| {
-        if let Reply::Progress { answered, expected } = r {
-            if live && started.elapsed() > Duration::from_secs(1) {
-                eprint!(
-                    "\r\x1b[Kwaiting for {} of {expected} nodes…",
-                    expected.saturating_sub(*answered)
-                );
-                shown = true;
-            }
-        }
-    });
-    if shown {
-        eprint!("\r\x1b[K");
-    }
+    let mut waiting = Waiting {
+        live: all && !p.json && std::io::stderr().is_terminal(),
+        started: Instant::now(),
+        answered: 0,
+        expected: 0,
+        shown: false,
+    };
+    let result = gather(&socket, &req, p.timeout + GRACE, &mut waiting);
+    waiting.clear();
     let reply = match result {
         Ok(r) => r,
-        Err(ClientError::NoDaemon(path, e)) => {
-            if p.verbose > 0 {
-                eprintln!("daust: {e}");
-            }
-            return no_daemon(&path);
-        }
-        Err(ClientError::Broken(e)) => {
-            eprintln!("daust: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(ClientError::NoDaemon(path, e)) => return no_daemon(&path, &e, p),
+        Err(ClientError::Broken(e)) => return fail(p.json, &e, 1),
     };
     match reply {
         Reply::Done(o) if p.dot => {
@@ -273,40 +350,40 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
             let _ = print_out(&render::dot(&o, &nodes));
             ExitCode::SUCCESS
         }
-        Reply::Done(o) => {
-            let (text, ok) = render::outcome(&cmd, all, &o);
-            let out = if p.json {
-                serde_json::to_string_pretty(&o).unwrap_or_default() + "\n"
-            } else {
-                text
-            };
-            if print_out(&out).is_err() {
-                return ExitCode::SUCCESS; // broken pipe: the reader is gone
-            }
+        Reply::Done(o) if p.json => {
+            let ok = render::succeeded(&o);
+            // A reader that went away (a closed pipe) is not our failure.
+            let _ = print_out(&(serde_json::to_string_pretty(&o).unwrap_or_default() + "\n"));
             if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
-        Reply::Error { message, code } => {
-            if p.json {
-                let _ = print_out(
-                    &(serde_json::json!({"error": message, "code": code}).to_string() + "\n"),
-                );
+        Reply::Done(o) => {
+            let r = render::outcome(&cmd, all, &o);
+            let _ = print_out(&r.out);
+            for line in &r.errors {
+                eprintln!("daust: {line}");
             }
-            eprintln!("daust: {message}");
-            ExitCode::from(code.max(1))
+            if r.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
-        Reply::Progress { .. } | Reply::Table { .. } | Reply::Changed { .. } | Reply::Event(_) => {
-            eprintln!("daust: unexpected reply from the daemon");
-            ExitCode::FAILURE
-        }
+        Reply::Error { message, code } => fail(p.json, &message, code),
+        Reply::Progress { .. }
+        | Reply::Table { .. }
+        | Reply::Changed { .. }
+        | Reply::Event(_)
+        | Reply::Bye { .. } => fail(p.json, "unexpected reply from the daemon", 1),
     }
 }
 
-/// `daust events`: one line per membership change until the daemon goes
-/// away (exit 0) or the reader does (a closed pipe, Ctrl-C).
+/// `daust events`: one line per membership change until the daemon stops
+/// (exit 0), the daemon dies (exit 1), or the reader goes away (a closed
+/// pipe, Ctrl-C).
 fn events(p: &Phrase) -> ExitCode {
     let socket = socket_path(p);
     let req = Request {
@@ -316,11 +393,8 @@ fn events(p: &Phrase) -> ExitCode {
     };
     let mut replies = match Replies::open(&socket, &req) {
         Ok((r, _)) => r,
-        Err(ClientError::NoDaemon(path, _)) => return no_daemon(&path),
-        Err(e) => {
-            eprintln!("daust: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(ClientError::NoDaemon(path, e)) => return no_daemon(&path, &e, p),
+        Err(ClientError::Broken(e)) => return fail(false, &e, 1),
     };
     loop {
         let line = match replies.next(None) {
@@ -328,19 +402,20 @@ fn events(p: &Phrase) -> ExitCode {
                 serde_json::to_string(&ev).unwrap_or_default()
             }
             Ok(Next::Reply(Reply::Event(ev))) => render::event(&ev),
-            Ok(Next::Reply(Reply::Error { message, code })) => {
-                eprintln!("daust: {message}");
-                return ExitCode::from(code.max(1));
+            Ok(Next::Reply(Reply::Error { message, code })) => return fail(false, &message, code),
+            Ok(Next::Reply(Reply::Bye { reason })) => {
+                eprintln!("daust: daustd stopped ({reason}): no more events");
+                return ExitCode::SUCCESS;
             }
             Ok(Next::Reply(_)) => continue,
             Ok(Next::Closed | Next::TimedOut) => {
-                eprintln!("daust: daustd stopped: no more events");
-                return ExitCode::SUCCESS;
+                return fail(
+                    false,
+                    "lost daustd without a goodbye (killed or crashed?): no more events",
+                    1,
+                )
             }
-            Err(e) => {
-                eprintln!("daust: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(false, &e.to_string(), 1),
         };
         if print_out(&(line + "\n")).is_err() {
             return ExitCode::SUCCESS; // the reader is gone
@@ -348,7 +423,7 @@ fn events(p: &Phrase) -> ExitCode {
     }
 }
 
-fn print_out(s: &str) -> std::io::Result<()> {
+pub(crate) fn print_out(s: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes())?;
     out.flush()

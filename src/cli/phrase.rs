@@ -210,9 +210,17 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
                         cmd = Some(Action::Help(Some(word.to_string())));
                         continue;
                     }
-                    return Err(UsageError(format!(
-                        "unexpected word {word:?}: one command at a time"
-                    )));
+                    let is_command = COMMANDS.iter().any(|(w, _, _)| *w == word);
+                    return Err(UsageError(match &cmd {
+                        Some(Action::Run(c)) if !is_command && p.target == Target::Local => {
+                            format!(
+                                "unexpected word {word:?}; to run {} on {word}: daust remote {word} {}",
+                                c.word(),
+                                c.word()
+                            )
+                        }
+                        _ => format!("unexpected word {word:?}: one command at a time"),
+                    }));
                 }
                 cmd = Some(match word {
                     "ping" => Action::Run(Command::Ping),
@@ -253,6 +261,11 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
         (false, Some(Action::Events)) if p.target != Target::Local => {
             return Err(UsageError(
                 "\"events\" streams what the local daemon sees: no remote or all".into(),
+            ))
+        }
+        (false, Some(Action::Keygen)) if p.target != Target::Local => {
+            return Err(UsageError(
+                "\"keygen\" makes a key here, with no daemon: no remote or all".into(),
             ))
         }
         (false, Some(a)) => {
@@ -325,8 +338,13 @@ pub fn command_help(word: &str) -> Option<String> {
         }
         _ => "",
     };
+    // Commands that run on the local machine only take no target.
+    let target = match *w {
+        "top" | "events" | "keygen" | "help" => "",
+        _ => " [remote TARGET | all]",
+    };
     Some(format!(
-        "usage: daust {} [remote TARGET | all]\n\n{d}\n{extra}\n",
+        "usage: daust {}{target}\n\n{d}\n{extra}\n",
         format!("{w} {a}").trim_end()
     ))
 }
@@ -362,6 +380,30 @@ mod tests {
         assert!(p("ping list").unwrap_err().0.contains("list"));
         assert!(p("--timeout soon list").unwrap_err().0.contains("soon"));
         assert!(p("").is_err());
+    }
+
+    /// `daust ping vm3` said only "one command at a time".
+    #[test]
+    fn a_stray_word_after_a_command_suggests_remote() {
+        let e = p("ping vm3").unwrap_err().0;
+        assert!(e.contains("daust remote vm3 ping"), "{e}");
+        let e = p("ping list").unwrap_err().0;
+        assert!(e.contains("one command at a time"), "{e}");
+    }
+
+    /// `keygen remote vm1` ignored the target; help for local-only commands
+    /// showed one.
+    #[test]
+    fn local_only_commands_refuse_and_do_not_show_a_target() {
+        assert!(p("keygen remote vm1").is_err());
+        assert!(p("all keygen").is_err());
+        for w in ["top", "events", "keygen", "help"] {
+            let h = command_help(w).unwrap();
+            assert!(!h.contains("remote TARGET"), "{w}: {h}");
+        }
+        assert!(command_help("ping")
+            .unwrap()
+            .contains("[remote TARGET | all]"));
     }
 
     #[test]

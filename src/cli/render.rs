@@ -54,7 +54,7 @@ pub fn answer(r: &Reached) -> String {
             }
             s + "\n"
         }
-        Body::Error { message } => format!("{}: error: {message}\n", a.name),
+        Body::Error { message } => format!("error: {message}\n"),
     }
 }
 
@@ -81,8 +81,9 @@ fn trace_path(r: &Reached) -> String {
 }
 
 /// `trace all`: the tree of the paths the flood took. The origin and its
-/// direct neighbours stand at the top level, everything reached through a
-/// neighbour under it, siblings by name.
+/// direct neighbours stand at the top level, the origin first (so a reader
+/// knows where they are), everything reached through a neighbour under it,
+/// siblings by name.
 pub fn trace_tree(o: &Outcome) -> String {
     let mut names: HashMap<NodeId, String> = HashMap::new();
     let mut parent: HashMap<NodeId, NodeId> = HashMap::new();
@@ -123,6 +124,10 @@ pub fn trace_tree(o: &Outcome) -> String {
         }
     }
     by_name(&mut top);
+    if let Some(k) = top.iter().position(|id| *id == o.origin) {
+        let me = top.remove(k);
+        top.insert(0, me);
+    }
     walk(&mut out, &top, 0, &names, &mut children, &by_name);
     out
 }
@@ -185,15 +190,39 @@ fn info(i: &InfoView) -> String {
     s
 }
 
-/// The whole outcome as text, and whether everything succeeded.
-pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> (String, bool) {
-    let mut ok = o.missing.is_empty();
+/// An outcome as the client prints it.
+pub struct Rendered {
+    /// For stdout.
+    pub out: String,
+    /// Error lines for stderr (without the `daust: ` prefix).
+    pub errors: Vec<String>,
+    /// Whether everything succeeded (the exit status).
+    pub ok: bool,
+}
+
+/// Whether every node asked answered, and none with an error.
+pub fn succeeded(o: &Outcome) -> bool {
+    o.missing.is_empty()
+        && !o
+            .answers
+            .iter()
+            .any(|r| matches!(r.answer.body, Body::Error { .. }))
+}
+
+/// The whole outcome as text. With `all`, each node's answer (an error
+/// too) stands under its `NAME responded:`, then who did not answer and
+/// who was not asked; with one target, an error or a silence is one line
+/// on stderr, as every other error.
+pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> Rendered {
     let mut s = String::new();
-    for r in &o.answers {
-        if matches!(r.answer.body, Body::Error { .. }) {
-            ok = false;
+    let mut errors = Vec::new();
+    let seen = |secs: u64| {
+        if secs == 0 {
+            "alive when asked".to_string()
+        } else {
+            format!("last seen {secs} seconds ago")
         }
-    }
+    };
     if all && *cmd == Command::Trace {
         s.push_str(&trace_tree(o));
     } else if all {
@@ -204,18 +233,34 @@ pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> (String, bool) {
         }
     } else {
         for r in &o.answers {
-            s.push_str(&answer(r));
+            match &r.answer.body {
+                Body::Error { message } => errors.push(format!("{}: {message}", r.answer.name)),
+                _ => s.push_str(&answer(r)),
+            }
         }
     }
     for m in &o.missing {
-        let seen = if m.last_seen_secs == 0 {
-            "alive when asked".to_string()
+        let line = format!("no answer from {} ({})", m.name, seen(m.last_seen_secs));
+        if all {
+            let _ = writeln!(s, "{line}");
         } else {
-            format!("last seen {} seconds ago", m.last_seen_secs)
-        };
-        let _ = writeln!(s, "no answer from {} ({seen})", m.name);
+            errors.push(line);
+        }
     }
-    (s, ok)
+    for n in &o.not_asked {
+        let _ = writeln!(
+            s,
+            "not asked: {} ({}, last seen {} seconds ago)",
+            n.name,
+            n.status.as_str(),
+            n.last_seen_secs
+        );
+    }
+    Rendered {
+        out: s,
+        errors,
+        ok: succeeded(o),
+    }
 }
 
 /// One event as `daust events` prints it:

@@ -100,7 +100,7 @@ fn watcher(socket: PathBuf, first: Replies, tx: mpsc::Sender<Event>) {
             if !pump(stream, &tx) {
                 return;
             }
-            if tx.send(Event::Disconnected).is_err() {
+            if tx.send(Event::Disconnected(wall_ms())).is_err() {
                 return;
             }
         }
@@ -148,10 +148,17 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
 
 /// `daust top [--once [--width N]]`.
 pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
-    let no_daemon = || super::no_daemon(socket);
+    let no_daemon = |e: &std::io::Error| {
+        eprintln!("daust: {}", super::no_daemon_message(socket, e, false));
+        ExitCode::FAILURE
+    };
     let first = match watch(socket) {
         Ok(s) => s,
-        Err(_) => return no_daemon(),
+        Err(super::ClientError::NoDaemon(_, e)) => return no_daemon(&e),
+        Err(e) => {
+            eprintln!("daust: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let mut app = App {
         now_ms: wall_ms(),
@@ -164,10 +171,24 @@ pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
             Ok(ev) => {
                 app.update(ev);
             }
-            Err(_) => return no_daemon(),
+            Err(_) => {
+                eprintln!("daust: the local daustd sent no table within 5 s");
+                return ExitCode::FAILURE;
+            }
         }
-        let w = width.or_else(terminal_width).unwrap_or(120);
-        print!("{}", daust_ui::render_text(&app, w));
+        app.plain = true;
+        // The terminal's width; in a pipe, $COLUMNS or every column.
+        let w = width
+            .or_else(|| {
+                std::io::stdout()
+                    .is_terminal()
+                    .then(terminal_width)
+                    .flatten()
+            })
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or_else(|| daust_ui::natural_width(&app));
+        // A reader that goes away early (`| head -1`) is not an error.
+        let _ = super::print_out(&daust_ui::render_text(&app, w));
         return ExitCode::SUCCESS;
     }
     if !std::io::stdout().is_terminal() {

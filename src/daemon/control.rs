@@ -52,7 +52,10 @@ pub async fn serve(mut stream: UnixStream, token: Token, inputs: mpsc::Sender<In
         return;
     }
     while let Some(reply) = rx.recv().await {
-        let last = matches!(reply, Reply::Done(_) | Reply::Error { .. });
+        let last = matches!(
+            reply,
+            Reply::Done(_) | Reply::Error { .. } | Reply::Bye { .. }
+        );
         if send(&mut stream, &reply).await.is_err() || last {
             break;
         }

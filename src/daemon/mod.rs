@@ -57,7 +57,10 @@ const PERSIST_RETRY: Duration = Duration::from_secs(10);
 #[derive(FromArgs, Debug)]
 /// daustd: the daust daemon. It phones home to the nodes given with -k,
 /// accepts links from others, and keeps a table of every node in the
-/// network: name, addresses, place in the tree, last seen.
+/// network: name, addresses, place in the tree, last seen. The C
+/// original's long names work too: --daemon, --deadend, --keynode,
+/// --publicface, --iface, --logfile, --verbose; -h is --help, -V prints
+/// the version.
 pub struct Args {
     /// detach: run in the background; returns once the daemon answers
     #[argh(switch, short = 'd')]
@@ -205,16 +208,10 @@ fn settings(args: Args) -> Result<Settings, String> {
             "--name {name:?}: want 1 to {MAX_NAME} characters, no spaces"
         ));
     }
-    let internal = if !bind.ip().is_unspecified() && args.iface.is_none() {
-        Some(bind.ip())
-    } else {
-        let ip = crate::sys::internal_ip(args.iface.as_deref());
-        if ip.is_none() {
-            if let Some(i) = &args.iface {
-                return Err(format!("-i {i}: no such interface with an IPv4 address"));
-            }
-        }
-        ip
+    let internal = match &args.iface {
+        Some(i) => Some(crate::sys::iface_ip(i).map_err(|e| format!("-i {i}: {e}"))?),
+        None if !bind.ip().is_unspecified() => Some(bind.ip()),
+        None => crate::sys::internal_ip(),
     };
     let mut addrs: Vec<String> = crate::sys::interface_addrs()
         .into_iter()
@@ -291,17 +288,28 @@ fn wall_ms() -> u64 {
 
 /// Runs `daustd` with the arguments after the program name.
 pub fn main(cmd: &str, args: &[String]) -> ExitCode {
-    let args = expand_short_flags(args);
+    if args.iter().any(|a| a == "-V" || a == "--version") {
+        let _ = crate::cli::print_out(&format!("daustd {}\n", crate::VERSION));
+        return ExitCode::SUCCESS;
+    }
+    let args = normalise_args(args);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let args = match Args::from_args(&[cmd], &refs) {
         Ok(a) => a,
         Err(e) if e.status.is_ok() => {
-            print!("{}", e.output);
+            let _ = crate::cli::print_out(&e.output);
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}", e.output.trim_end());
-            eprintln!("Run {cmd} --help for the options.");
+            // argh says "Unrecognized argument: -x" or "No value provided
+            // for option '-k'.": one line in our style.
+            let msg = e.output.trim_end().trim_end_matches('.');
+            let mut chars = msg.chars();
+            let msg: String = chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default();
+            eprintln!("daustd: {msg}\ntry '{cmd} --help'");
             return ExitCode::from(2);
         }
     };
@@ -336,12 +344,46 @@ pub fn main(cmd: &str, args: &[String]) -> ExitCode {
     }
 }
 
-/// `-vv` means `-v -v` (argh wants them apart).
-fn expand_short_flags(args: &[String]) -> Vec<String> {
+/// The C original's long names for the short flags, which argh cannot
+/// give a flag beside its short one.
+const LONG_NAMES: &[(&str, &str)] = &[
+    ("--daemon", "-d"),
+    ("--deadend", "-e"),
+    ("--keynode", "-k"),
+    ("--publicface", "-p"),
+    ("--iface", "-i"),
+    ("--logfile", "-l"),
+    ("--verbose", "-v"),
+];
+
+/// Rewrites what argh does not take: `-h` (for `--help`), the C
+/// original's long names (`--keynode X`, `--keynode=X`), and `-vv` or
+/// `-de` (argh wants short switches apart).
+fn normalise_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    for a in args {
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(rest.by_ref().cloned());
+            break;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (a.as_str(), None),
+        };
+        if let Some((_, short)) = LONG_NAMES.iter().find(|(long, _)| *long == flag) {
+            out.push(short.to_string());
+            out.extend(inline.map(String::from));
+            continue;
+        }
         let b = a.as_bytes();
-        if b.len() > 2 && b[0] == b'-' && b[1] != b'-' && a[1..].chars().all(|c| "vde".contains(c))
+        if a == "-h" {
+            out.push("--help".into());
+        } else if b.len() > 2
+            && b[0] == b'-'
+            && b[1] != b'-'
+            && a[1..].chars().all(|c| "vde".contains(c))
         {
             out.extend(a[1..].chars().map(|c| format!("-{c}")));
         } else {
@@ -674,6 +716,7 @@ async fn run(s: Settings) -> Result<(), String> {
     let mut watch_removed = std::collections::BTreeSet::new();
     let mut watch_sent = tokio::time::Instant::now();
     let mut exiting = false;
+    let mut stop_reason = String::from("stop");
     while !exiting {
         if grace_end.is_some_and(|t| t <= tokio::time::Instant::now()) {
             grace_end = None;
@@ -715,8 +758,16 @@ async fn run(s: Settings) -> Result<(), String> {
             wake = tokio::time::Instant::now();
         }
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM"); engine.shutdown(clock.now()) }
-            _ = int.recv() => { tracing::info!("SIGINT"); engine.shutdown(clock.now()) }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM");
+                stop_reason = "SIGTERM".into();
+                engine.shutdown(clock.now())
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT");
+                stop_reason = "SIGINT".into();
+                engine.shutdown(clock.now())
+            }
             _ = hup.recv() => {
                 if let Some(l) = LOG.get() {
                     l.reopen();
@@ -891,8 +942,16 @@ async fn run(s: Settings) -> Result<(), String> {
         readers.push(h.reader);
     }
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    // Streams end with a word that this is a clean stop (a stream that just
+    // closes means the daemon died); dropping their senders ends their
+    // connections at once, so that nobody attached slows the stop.
+    let bye = Reply::Bye {
+        reason: stop_reason.clone(),
+    };
+    for (_, w) in watchers.drain().chain(event_subs.drain()) {
+        let _ = w.try_send(bye.clone());
+    }
     drop(clients);
-    drop(watchers);
     drop(snap_tx);
     let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
         let _ = persister.await;

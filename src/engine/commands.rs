@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::{Action, Engine, LinkId, Now, Token};
 use crate::wire::ctl::{
-    Answer, Body, Command, InfoView, LinkView, Missing, Outcome, Reached, Reply, Request, Status,
-    Target,
+    Answer, Body, Command, InfoView, LinkView, Missing, NotAsked, Outcome, Reached, Reply, Request,
+    Status, Target,
 };
 use crate::wire::peer::{Dest, Hop, NodeId, PeerMsg, Routed, RoutedReply};
 
@@ -20,6 +20,8 @@ pub struct Pending {
     /// Everyone expected, for progress counts.
     expected: usize,
     answers: Vec<Reached>,
+    /// With `all`: the nodes not asked (not alive when it started).
+    not_asked: Vec<NotAsked>,
     sent_us: u64,
     /// Give up on the missing at this time, ms.
     pub deadline_ms: u64,
@@ -113,6 +115,21 @@ impl Engine {
             Target::All => {
                 let expected: BTreeSet<NodeId> = self.table.alive().into_iter().collect();
                 let mid = self.start(token, &req, expected, true);
+                let mut not_asked: Vec<NotAsked> = self
+                    .table
+                    .values()
+                    .filter(|e| e.status != Status::Alive)
+                    .map(|e| NotAsked {
+                        id: e.na.id,
+                        name: e.na.record.name.clone(),
+                        status: e.status,
+                        last_seen_secs: self.now.wall_ms.saturating_sub(e.last_seen_ms) / 1000,
+                    })
+                    .collect();
+                not_asked.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+                if let Some(p) = self.pending.get_mut(&mid) {
+                    p.not_asked = not_asked;
+                }
                 self.remember_seen(self.me, mid);
                 let routed = Routed {
                     mid,
@@ -135,10 +152,15 @@ impl Engine {
         let usable =
             |e: &Engine, id: &NodeId| e.table.get(id).is_some_and(|x| x.status == Status::Alive);
         if hits.len() > 1 {
-            let names: Vec<String> = hits
+            let mut named: Vec<(&str, NodeId)> = hits
                 .iter()
                 .filter_map(|id| self.table.get(id))
-                .map(|e| format!("{} ({})", e.na.record.name, e.na.id.short()))
+                .map(|e| (e.na.record.name.as_str(), e.na.id))
+                .collect();
+            named.sort();
+            let names: Vec<String> = named
+                .iter()
+                .map(|(name, id)| format!("{name} ({})", id.short()))
                 .collect();
             let message = format!(
                 "target {word:?} is ambiguous: it could be {}",
@@ -243,7 +265,7 @@ impl Engine {
 
     fn start(&mut self, token: Token, req: &Request, waiting: BTreeSet<NodeId>, all: bool) -> u64 {
         let mid = self.next_mid;
-        self.next_mid += 1;
+        self.next_mid = self.next_mid.wrapping_add(1);
         self.pending.insert(
             mid,
             Pending {
@@ -251,6 +273,7 @@ impl Engine {
                 expected: waiting.len(),
                 waiting,
                 answers: Vec::new(),
+                not_asked: Vec::new(),
                 sent_us: self.now.mono_us,
                 deadline_ms: self.now.ms() + req.timeout_ms.max(1),
                 stop_after: false,
@@ -544,6 +567,7 @@ impl Engine {
             origin: me,
             answers,
             missing,
+            not_asked: p.not_asked,
         };
         self.actions.push(Action::Reply {
             token: p.token,

@@ -154,6 +154,10 @@ pub struct Engine {
     dials: BTreeMap<String, links::Dial>,
     pending: HashMap<u64, commands::Pending>,
     parked: Vec<commands::Parked>,
+    /// The id of our next command. Peers remember `(origin, id)` of the
+    /// flooded commands they have seen, across our restarts: counting from
+    /// 1 again would make them drop our first commands as repeats. It
+    /// starts at a random point instead (see [`first_mid`]).
     next_mid: u64,
     seen: HashSet<(NodeId, u64)>,
     seen_order: VecDeque<(NodeId, u64)>,
@@ -214,8 +218,11 @@ impl Engine {
             let id = n.na.id;
             table.offer(n.na, last);
             table.set_last_seen(&id, last);
+            table.mark_known(&id);
             parents.push((id, n.parent));
         }
+        let mut rng = Rng::new(seed);
+        let next_mid = first_mid(&mut rng, inc);
         let mut e = Engine {
             refresh_at: now.ms() + cfg.refresh_ms,
             housekeep_at: now.ms() + 10_000,
@@ -230,12 +237,12 @@ impl Engine {
             dials: BTreeMap::new(),
             pending: HashMap::new(),
             parked: Vec::new(),
-            next_mid: 1,
+            next_mid,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             forgotten,
             contested: IdMap::default(),
-            rng: Rng::new(seed),
+            rng,
             announce_at: None,
             announced_ms: 0,
             routed_ms: 0,
@@ -524,7 +531,9 @@ impl Engine {
                 .get(&c.id)
                 .map(|e| e.na.record.name.clone())
                 .unwrap_or_default();
-            if c.id != self.me
+            if c.id != self.me && c.first {
+                tracing::info!(node = %name, id = %c.id.short(), "new node, {}", c.to.as_str());
+            } else if c.id != self.me
                 && (c.from == Status::Alive || c.to == Status::Alive || c.to == Status::Left)
             {
                 tracing::info!(node = %name, id = %c.id.short(), "{} -> {}", c.from.as_str(), c.to.as_str());
@@ -679,6 +688,16 @@ impl Engine {
         self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
         true
     }
+}
+
+/// Where a run's command ids start. Nothing a restart keeps or loses can
+/// make two runs collide: not a counter in the state dir (lost with it, or
+/// restored from a backup), not the clock (set back). A random start from
+/// the run's seed makes it as unlikely as two random 64-bit numbers falling
+/// within a few thousand of each other; the incarnation is mixed in so that
+/// a seed reused by a test still moves on across restarts.
+fn first_mid(rng: &mut Rng, inc: u64) -> u64 {
+    rng.next_u64() ^ inc.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ const _: () = assert!(
 const LEAF: u8 = 1;
 const STALE: u8 = 2;
 const LEFT: u8 = 4;
+/// Its status has been known here (alive or left once, or from the
+/// snapshot): unreachable then means lost, not not yet found.
+const KNOWN: u8 = 8;
 
 impl Entry {
     /// Hops from this node while reachable.
@@ -84,6 +87,9 @@ pub struct Change {
     pub from: Status,
     /// Status now.
     pub to: Status,
+    /// Its status was never known here before: a node just heard of, not
+    /// one coming back.
+    pub first: bool,
 }
 
 /// The link-state database of one node: entries in a dense vector, found
@@ -286,6 +292,18 @@ impl Table {
         }
     }
 
+    /// Marks `id`'s status as known (a node from the snapshot): when it
+    /// turns alive, it is back, not new.
+    pub fn mark_known(&mut self, id: &NodeId) {
+        if let Some(e) = self
+            .slots
+            .get(id)
+            .and_then(|s| self.entries.get_mut(*s as usize))
+        {
+            e.flags |= KNOWN;
+        }
+    }
+
     /// Looks up the neighbours of the entries that changed, or of all.
     fn refresh_adj(&mut self) {
         let rebuild = self.all_stale || self.garbage > self.adj.len() / 2;
@@ -304,11 +322,12 @@ impl Table {
             };
             e.adj_at = self.adj.len() as u32;
             e.adj_len = u16::try_from(e.na.neighbors.len()).unwrap_or(u16::MAX);
-            e.flags = match (e.na.left, e.na.record.deadend) {
-                (true, _) => LEAF | LEFT,
-                (false, true) => LEAF,
-                (false, false) => 0,
-            };
+            e.flags = (e.flags & KNOWN)
+                | match (e.na.left, e.na.record.deadend) {
+                    (true, _) => LEAF | LEFT,
+                    (false, true) => LEAF,
+                    (false, false) => 0,
+                };
             self.adj
                 .extend(e.na.neighbors.iter().take(e.adj_len.into()).map(|n| {
                     let slot = self.slots.get(&n.id).copied().unwrap_or(NONE);
@@ -442,11 +461,16 @@ impl Table {
                 }
             }
             self.alive += usize::from(e.status == Status::Alive);
+            let known = e.flags & KNOWN != 0;
+            if e.status != Status::Unreachable {
+                e.flags |= KNOWN;
+            }
             if e.status != before {
                 changes.push(Change {
                     id: e.na.id,
                     from: before,
                     to: e.status,
+                    first: !known,
                 });
             } else if (e.parent, e.hops) != place {
                 moved.push(e.na.id);

@@ -126,6 +126,13 @@ pub enum Reply {
     },
     /// To `events`: one membership change.
     Event(Box<Event>),
+    /// To `watch` and `events`: the daemon is stopping cleanly; the last
+    /// frame of the stream. A stream that ends without it ended because
+    /// the daemon died (killed, crashed).
+    Bye {
+        /// Why it stops, for the user (`SIGTERM`, `stop from hv1`).
+        reason: String,
+    },
     /// The request failed as a whole; the last frame.
     Error {
         /// What went wrong, for the user.
@@ -144,6 +151,23 @@ pub struct Outcome {
     pub answers: Vec<Reached>,
     /// Nodes that were expected to answer and did not.
     pub missing: Vec<Missing>,
+    /// With `all`: nodes known but not asked, because they were unreachable
+    /// or had left when the command started; by name.
+    #[serde(default)]
+    pub not_asked: Vec<NotAsked>,
+}
+
+/// A node an `all` command did not go to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotAsked {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// `unreachable` or `left`.
+    pub status: Status,
+    /// Seconds since it was last seen.
+    pub last_seen_secs: u64,
 }
 
 /// One node's answer and how it got there.

@@ -196,7 +196,9 @@ pub enum Dest {
 /// A command travelling through the overlay.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Routed {
-    /// Message id, unique per origin.
+    /// Message id, unique per origin across its restarts: each run counts
+    /// up from a random start, since every node remembers the ids of the
+    /// flooded commands it has seen.
     pub mid: u64,
     /// The node whose client asked.
     pub origin: NodeId,

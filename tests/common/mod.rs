@@ -99,6 +99,24 @@ impl Daemon {
         d
     }
 
+    /// As [`Daemon::start`], with the node id fixed (written to `ident`
+    /// first): for tests that need ids in a known order.
+    pub fn start_with_id(name: &str, ip: &str, extra: &[&str], id: u128) -> Daemon {
+        let tmp = TempDir::new(name);
+        let mut d = Daemon {
+            name: name.into(),
+            ip: ip.into(),
+            dir: tmp.0.join("state"),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            _tmp: tmp,
+        };
+        std::fs::create_dir_all(&d.dir).expect("state dir");
+        std::fs::write(d.dir.join("ident"), format!("{id:032x}\n")).expect("ident");
+        d.spawn();
+        d
+    }
+
     /// (Re)starts the process with the same state dir and arguments.
     pub fn spawn(&mut self) {
         let log = File::options()

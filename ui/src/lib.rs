@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashSet};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 
-pub use view::{buffer_text, draw, render_text, visible_rows, Columns, VisibleRow, HELP};
+pub use view::{
+    buffer_text, draw, natural_width, render_text, visible_rows, Columns, VisibleRow, HELP,
+};
 
 /// A node's status.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -226,8 +228,9 @@ pub enum Event {
         /// Dropped ids.
         removed: Vec<String>,
     },
-    /// The daemon went away (the view keeps what it had).
-    Disconnected,
+    /// The daemon went away at this wall clock time, ms (the view keeps
+    /// what it had, and says how old it is).
+    Disconnected(u64),
     /// A message for the status line.
     Status(String),
     /// Leave (SIGTERM).
@@ -245,6 +248,11 @@ pub struct App {
     pub authenticated: bool,
     /// Whether the daemon is connected.
     pub connected: bool,
+    /// When the connection was lost, wall ms: the data is as of then, so
+    /// ages of alive nodes count from it.
+    pub disconnected_ms: Option<u64>,
+    /// One frame as text (`top --once`): no key bar, no status line.
+    pub plain: bool,
     /// Wall clock now, ms: ages are computed against it.
     pub now_ms: u64,
     /// Tree (true) or flat list.
@@ -276,6 +284,8 @@ impl Default for App {
             me: None,
             authenticated: false,
             connected: false,
+            disconnected_ms: None,
+            plain: false,
             now_ms: 0,
             tree: true,
             sort: Sort::Name,
@@ -310,6 +320,7 @@ impl App {
                     self.status_line = "connected".into();
                 }
                 self.connected = true;
+                self.disconnected_ms = None;
             }
             Event::Changed { nodes, removed } => {
                 for n in nodes {
@@ -319,8 +330,10 @@ impl App {
                     self.nodes.remove(&id);
                 }
             }
-            Event::Disconnected => {
+            Event::Disconnected(at) => {
                 self.connected = false;
+                self.disconnected_ms.get_or_insert(at);
+                self.now_ms = self.now_ms.max(at);
                 self.status_line = "disconnected — retrying".into();
             }
             Event::Status(s) => self.status_line = s,

@@ -197,7 +197,7 @@ fn confirmation_prompt() {
 #[test]
 fn disconnected_banner() {
     let mut app = three_levels();
-    app.update(Event::Disconnected);
+    app.update(Event::Disconnected(NOW));
     let s = screen(&app, 120, 12);
     assert!(s
         .lines()
@@ -396,4 +396,58 @@ fn two_thousand_nodes_render_in_one_frame() {
     app.key(Key::End);
     let s = screen(&app, 120, 40);
     assert!(s.contains("node1999") || s.contains("node0039"), "{s}");
+}
+
+/// While the daemon is away, alive nodes' ages count from the last data
+/// (they showed `alive 0s` for ever), and the banner says how old it is.
+#[test]
+fn ages_tick_while_disconnected() {
+    let mut app = three_levels();
+    app.update(Event::Disconnected(NOW));
+    app.update(Event::Tick(NOW + 12_000));
+    let s = screen(&app, 120, 12);
+    assert!(
+        s.lines().next().unwrap().contains("data from 12s ago"),
+        "{s}"
+    );
+    let vm4 = s.lines().find(|l| l.contains("vm4")).unwrap();
+    assert!(vm4.contains("alive       12s"), "{vm4}");
+    // A node that was already unreachable keeps counting from its own time.
+    let vm5 = s.lines().find(|l| l.contains("vm5")).unwrap();
+    assert!(vm5.contains("54s"), "{vm5}");
+    // Back: fresh data, fresh ages.
+    app.update(Event::Table {
+        me: "a1".into(),
+        authenticated: false,
+        nodes: vec![node("a1", "hv1", None, Status::Alive, 0)],
+    });
+    let s = screen(&app, 120, 12);
+    let hv1 = s.lines().find(|l| l.starts_with("hv1")).unwrap();
+    assert_eq!(hv1.split_whitespace().nth(2), Some("0s"), "{s}");
+}
+
+/// `trace all` and `list` put the local node first; the tree did not when
+/// its name sorted later.
+#[test]
+fn the_local_node_heads_the_tree() {
+    let mut app = three_levels();
+    app.me = Some("b4".into());
+    let first = names(&app)[0].clone();
+    assert_eq!(first, ("vm4".into(), 0));
+}
+
+/// `top --once`: whole words in the header, no key bar or status line.
+#[test]
+fn a_plain_frame_has_no_key_bar_and_cuts_the_header_at_words() {
+    let mut app = three_levels();
+    app.plain = true;
+    let s = render_text(&app, natural_width(&app));
+    assert!(!s.contains("q quit"), "{s}");
+    assert_eq!(s.lines().count(), 2 + 6, "{s}");
+    let header = s.lines().next().unwrap();
+    assert!(header.ends_with("tree by name"), "{header}");
+    let narrow = render_text(&app, 50);
+    let header = narrow.lines().next().unwrap();
+    assert!(header.ends_with("left"), "cut mid-word: {header:?}");
+    assert!(natural_width(&app) >= 100);
 }

@@ -63,7 +63,7 @@ fn order(app: &App, a: &Node, b: &Node) -> std::cmp::Ordering {
 }
 
 /// The rows shown, in order: the tree as `trace all` draws it (this node
-/// and its neighbours at the top level, the rest under the node they are
+/// first, then its neighbours at the top level, the rest under the node they are
 /// reached through, nodes not alive under their last known parent), or the
 /// flat list; filtered (a tree keeps the ancestors of matches) and folded.
 pub fn visible_rows(app: &App) -> Vec<VisibleRow> {
@@ -115,6 +115,12 @@ pub fn visible_rows(app: &App) -> Vec<VisibleRow> {
             }
             _ => top.push(n),
         }
+    }
+    // This node first, as `trace all` and `list` have it: the reader sees
+    // at once which node they are on.
+    if let Some(k) = top.iter().position(|n| Some(n.id.as_str()) == me) {
+        let n = top.remove(k);
+        top.insert(0, n);
     }
     let mut out = Vec::with_capacity(nodes.len());
     let mut done: HashSet<&str> = HashSet::new();
@@ -249,10 +255,15 @@ impl Columns {
         }
     }
 
+    /// The width `cols` take with a name column of `name_w`.
+    fn total(cols: &[Columns], name_w: u16) -> u16 {
+        cols.iter().map(|x| x.width(name_w) + 1).sum::<u16>()
+    }
+
     /// The columns that fit in `width` with a name column of `name_w`.
     pub fn fitting(width: u16, name_w: u16) -> Vec<Columns> {
         let mut cols: Vec<Columns> = Columns::ALL.to_vec();
-        let total = |c: &[Columns]| c.iter().map(|x| x.width(name_w) + 1).sum::<u16>();
+        let total = |c: &[Columns]| Columns::total(c, name_w);
         while cols.len() > 3 && total(&cols) > width {
             cols.pop();
         }
@@ -270,9 +281,13 @@ fn status_style(s: Status) -> Style {
     }
 }
 
+/// How long ago the node was last known to be there. An alive node is
+/// there now, unless the view lost its daemon: then it was last known to
+/// be there when the data stopped coming.
 fn seen(app: &App, n: &Node) -> String {
-    match n.status {
-        Status::Alive => "0s".into(),
+    match (n.status, app.disconnected_ms) {
+        (Status::Alive, None) => "0s".into(),
+        (Status::Alive, Some(at)) => age(app.now_ms.saturating_sub(at) / 1000),
         _ => age(app.now_ms.saturating_sub(n.last_seen_ms) / 1000),
     }
 }
@@ -316,15 +331,19 @@ fn cell(app: &App, n: &Node, r: &VisibleRow, c: Columns) -> String {
 /// Draws the whole screen. Pure: the same app gives the same frame.
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
+    let chrome = if app.plain { 0 } else { 1 };
     let [header, body, status, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Length(chrome),
+        Constraint::Length(chrome),
     ])
     .areas(area);
     draw_header(f, app, header);
     draw_table(f, app, body);
+    if app.plain {
+        return;
+    }
     let status_style = if app.connected {
         Style::default()
     } else {
@@ -360,39 +379,90 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     } else {
         "unauthenticated"
     };
-    let mut spans = Vec::new();
+    // Pieces of the header, each kept whole: a narrow terminal drops the
+    // last ones rather than cutting one mid-word.
+    let mut parts: Vec<(String, Style)> = Vec::new();
     if !app.connected {
-        spans.push(Span::styled(
-            " disconnected — retrying ",
+        let age = match app.disconnected_ms {
+            Some(at) => format!(
+                ", data from {} ago",
+                age(app.now_ms.saturating_sub(at) / 1000)
+            ),
+            None => String::new(),
+        };
+        parts.push((
+            format!(" disconnected — retrying{age} "),
             Style::default()
                 .fg(Color::White)
                 .bg(Color::Red)
                 .add_modifier(Modifier::BOLD),
         ));
-        spans.push(Span::raw(" "));
     }
-    spans.push(Span::styled(
+    parts.push((
         format!("daust top: {me}"),
         Style::default().add_modifier(Modifier::BOLD),
     ));
-    let counts = [
-        (format!("{a} alive"), status_style(Status::Alive)),
-        (format!("{u} unreachable"), Style::default().fg(Color::Red)),
-        (format!("{l} left"), Style::default().fg(Color::Yellow)),
-    ];
-    for (text, style) in counts {
-        spans.push(Span::raw("  "));
+    parts.push((format!("{a} alive"), status_style(Status::Alive)));
+    parts.push((format!("{u} unreachable"), Style::default().fg(Color::Red)));
+    parts.push((format!("{l} left"), Style::default().fg(Color::Yellow)));
+    parts.push((format!("peer traffic {auth}"), Style::default()));
+    parts.push((
+        format!(
+            "{} by {}",
+            if app.tree { "tree" } else { "list" },
+            app.sort.as_str()
+        ),
+        Style::default(),
+    ));
+    if !app.filter.is_empty() {
+        parts.push((format!("filter \"{}\"", app.filter), Style::default()));
+    }
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    for (i, (text, style)) in parts.into_iter().enumerate() {
+        let sep = if i == 0 { "" } else { "  " };
+        let w = sep.chars().count() + text.chars().count();
+        if i > 0 && used + w > area.width as usize {
+            break;
+        }
+        used += w;
+        spans.push(Span::raw(sep));
         spans.push(Span::styled(text, style));
     }
-    spans.push(Span::raw(format!(
-        "  peer traffic {auth}  {} by {}",
-        if app.tree { "tree" } else { "list" },
-        app.sort.as_str()
-    )));
-    if !app.filter.is_empty() {
-        spans.push(Span::raw(format!("  filter \"{}\"", app.filter)));
-    }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The width of the name column: the longest name with its indent.
+fn name_width(app: &App, rows: &[VisibleRow]) -> u16 {
+    rows.iter()
+        .filter_map(|r| {
+            app.nodes
+                .get(&r.id)
+                .map(|n| 2 * r.depth + n.name.chars().count() + if r.folded > 0 { 6 } else { 0 })
+        })
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40) as u16
+}
+
+/// The width at which every column shows: for a frame printed where no
+/// terminal says how wide it is (`top --once` into a pipe).
+pub fn natural_width(app: &App) -> u16 {
+    let rows = visible_rows(app);
+    let tags = app
+        .nodes
+        .values()
+        .map(|n| {
+            n.tags
+                .iter()
+                .map(|(k, v)| k.chars().count() + v.chars().count() + 2)
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0)
+        .min(1000) as u16;
+    let all = Columns::total(&Columns::ALL, name_width(app, &rows));
+    all + tags.saturating_sub(Columns::Tags.width(0))
 }
 
 fn draw_table(f: &mut Frame, app: &App, area: Rect) {
@@ -413,16 +483,7 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let name_w = rows
-        .iter()
-        .filter_map(|r| {
-            app.nodes
-                .get(&r.id)
-                .map(|n| 2 * r.depth + n.name.chars().count() + if r.folded > 0 { 6 } else { 0 })
-        })
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 40) as u16;
+    let name_w = name_width(app, &rows);
     let cols = Columns::fitting(area.width, name_w);
     let height = area.height.saturating_sub(1) as usize;
     let sel = app.selected_index(&rows).unwrap_or(0);
@@ -465,7 +526,12 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
         .collect();
     let widths: Vec<Constraint> = cols
         .iter()
-        .map(|c| Constraint::Length(c.width(name_w)))
+        .map(|c| match c {
+            // The last column takes what is left: all the tags there is
+            // room for.
+            Columns::Tags => Constraint::Min(c.width(name_w)),
+            _ => Constraint::Length(c.width(name_w)),
+        })
         .collect();
     let title = Row::new(cols.iter().map(|c| Cell::from(c.title())))
         .style(Style::default().add_modifier(Modifier::BOLD));
@@ -611,7 +677,8 @@ fn draw_confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
 /// need (for `daust top --once`).
 pub fn render_text(app: &App, width: u16) -> String {
     use ratatui::backend::TestBackend;
-    let height = (visible_rows(app).len() + CHROME_ROWS + 1).max(6) as u16;
+    let chrome = if app.plain { 2 } else { CHROME_ROWS + 1 };
+    let height = (visible_rows(app).len() + chrome).max(3) as u16;
     let mut term = match ratatui::Terminal::new(TestBackend::new(width.max(20), height)) {
         Ok(t) => t,
         Err(_) => return String::new(),
@@ -619,7 +686,11 @@ pub fn render_text(app: &App, width: u16) -> String {
     if term.draw(|f| draw(f, app)).is_err() {
         return String::new();
     }
-    buffer_text(term.backend().buffer())
+    let mut text = buffer_text(term.backend().buffer());
+    while text.ends_with("\n\n") {
+        text.pop();
+    }
+    text
 }
 
 /// The text of a buffer, one line per row, trailing blanks trimmed.
