@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
+/// The binary under test: the one cargo built, or `$DAUST_TEST_BIN` (to
+/// run the tests against another build, e.g. an older one to see a
+/// regression test fail).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_daust")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("DAUST_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_daust").into())
+    })
 }
 
 /// Generous: CI is a loaded 2-core machine.
