@@ -99,7 +99,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "",
         "print a new random cluster key (for daustd --key-file)",
     ),
-    ("top", "[--once]", "live view of the network tree"),
+    ("top", "[--once [--width N]]", "live view of the network tree"),
     (
         "events",
         "[--json]",
@@ -252,6 +252,9 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
     }
     p.action = match (help, cmd) {
         (true, Some(Action::Run(c))) => Action::Help(Some(c.word().to_string())),
+        (true, Some(Action::Top)) => Action::Help(Some("top".into())),
+        (true, Some(Action::Events)) => Action::Help(Some("events".into())),
+        (true, Some(Action::Keygen)) => Action::Help(Some("keygen".into())),
         (true, _) => Action::Help(None),
         (false, Some(Action::Top)) if p.target != Target::Local => {
             return Err(UsageError(
@@ -334,7 +337,8 @@ pub fn command_help(word: &str) -> Option<String> {
         "events" => {
             "prints: TIME EVENT NAME ADDR [via NEIGHBOUR] [(what changed)]\n\
                      events: joined, updated, unreachable, reachable, left, forgotten;\n\
-                     --json: one JSON object per line; ends on Ctrl-C or when daustd stops"
+                     --json: one JSON object per line; ends on Ctrl-C, when daustd stops (exit 0)\n\
+                     or when it dies (exit 1)"
         }
         _ => "",
     };
@@ -418,5 +422,12 @@ mod tests {
             Action::Help(Some("list".into()))
         );
         assert_eq!(p("--version").unwrap().action, Action::Version);
+        // `events --help` printed the general usage.
+        for w in ["top", "events", "keygen"] {
+            assert_eq!(
+                p(&format!("{w} --help")).unwrap().action,
+                Action::Help(Some(w.into()))
+            );
+        }
     }
 }
