@@ -99,7 +99,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "",
         "print a new random cluster key (for daustd --key-file)",
     ),
-    ("top", "[--once [--width N]]", "live view of the network tree"),
+    ("top", "[--once]", "live view of the network tree"),
     (
         "events",
         "[--json]",
