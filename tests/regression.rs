@@ -187,6 +187,64 @@ fn all_commands_right_after_a_restart_reach_every_node() {
     }
 }
 
+/// libfaketime, which sets back the wall clock of one (dynamically
+/// linked) process; `scripts/test` installs it (Debian's `faketime`).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The same over real daemons, with the origin's wall clock an hour behind
+/// (libfaketime) and its snapshot lost: its incarnation is then older than
+/// the copy its peers hold, and it must still be heard at once.
+#[test]
+fn all_commands_right_after_a_restart_with_the_clock_set_back_reach_every_node() {
+    if !std::path::Path::new(FAKETIME).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs {FAKETIME} (apt-get install faketime)"
+        );
+        eprintln!("{FAKETIME} missing: skipped");
+        return;
+    }
+    let mut ra = Daemon::start("ka", "127.0.20.11", &[]);
+    let rb = Daemon::start("kb", "127.0.20.12", &["-k", "127.0.20.11"]);
+    let _rc = Daemon::start("kc", "127.0.20.13", &["-k", "127.0.20.11"]);
+    ra.wait_sees("kc", "alive");
+    for _ in 0..60 {
+        assert_eq!(answer_names(&all_json(&ra, "ping")).len(), 3);
+    }
+    ra.signal("TERM");
+    assert_eq!(ra.wait_exit(DEADLINE), Some(0));
+    std::fs::remove_file(ra.dir.join("snapshot.json")).expect("remove the snapshot");
+    ra.env = vec![
+        ("LD_PRELOAD".into(), FAKETIME.into()),
+        ("FAKETIME".into(), "-1h".into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    ra.spawn();
+    let info = ra.ok(&["info", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&info).expect("info json");
+    let started = v["answers"][0]["answer"]["body"]["node"]["started_ms"]
+        .as_u64()
+        .unwrap_or(0);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    assert!(
+        wall > started + 3_000_000,
+        "the clock is not set back: {started} vs {wall}"
+    );
+    ra.wait_sees("kb", "alive");
+    ra.wait_sees("kc", "alive");
+    rb.wait_sees("ka", "alive");
+    let names = answer_names(&all_json(&ra, "ping"));
+    assert_eq!(
+        names,
+        ["ka", "kb", "kc"],
+        "all ping with the clock set back"
+    );
+    let tree = ra.ok(&["trace", "all", "--timeout", "3s"]);
+    assert_eq!(tree, "|__ ka\n|__ kb\n|__ kc\n");
+}
+
 /// `trace all` from vm1 started `|__ hv1`: the reader could not tell which
 /// node they were on. The local node comes first, then the rest by name.
 #[test]
@@ -444,18 +502,7 @@ fn no_daemon_errors_name_the_socket_and_the_real_cause() {
         return;
     }
     let d = Daemon::start("perm", "127.0.22.50", &[]);
-    let o = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            bin(),
-            "--state-dir",
-        ])
-        .arg(&d.dir)
-        .arg("list")
-        .output()
-        .expect("setpriv");
+    let o = client_as_nobody(&["--state-dir".as_ref(), d.dir.as_os_str(), "list".as_ref()]);
     let e = err(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(

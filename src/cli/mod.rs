@@ -42,7 +42,7 @@ pub fn ping_socket(socket: &Path) -> bool {
         timeout_ms: 1000,
     };
     matches!(
-        exchange(socket, &req, Duration::from_secs(2), |_| {}),
+        exchange(socket, &req, Duration::from_secs(2)),
         Ok(Reply::Done(_))
     )
 }
@@ -135,33 +135,10 @@ impl Replies {
     }
 }
 
-/// Sends `req` and reads reply frames until the last; `progress` sees the
-/// others.
-pub fn exchange(
-    socket: &Path,
-    req: &Request,
-    wait: Duration,
-    mut progress: impl FnMut(&Reply),
-) -> Result<Reply, ClientError> {
-    let (mut replies, sent) = Replies::open(socket, req)?;
-    let deadline = Instant::now() + wait;
-    loop {
-        match replies.next(Some(deadline))? {
-            Next::Reply(r @ Reply::Progress { .. }) => progress(&r),
-            Next::Reply(last) => return Ok(last),
-            Next::TimedOut => {
-                return Err(ClientError::Broken(
-                    "the daemon did not answer in time".into(),
-                ))
-            }
-            Next::Closed => {
-                return Err(ClientError::Broken(match &sent {
-                    Err(e) => format!("cannot send the request: {e}"),
-                    Ok(()) => "the daemon closed the connection without an answer".into(),
-                }))
-            }
-        }
-    }
+/// Sends `req` and reads reply frames until the last, waiting at most
+/// `wait`.
+pub fn exchange(socket: &Path, req: &Request, wait: Duration) -> Result<Reply, ClientError> {
+    gather(socket, req, wait, &mut Waiting::new(false))
 }
 
 /// How a request failed as a whole, as one line on stderr and, with
@@ -242,6 +219,17 @@ impl Waiting {
     /// How often the line is redrawn while nothing arrives.
     const TICK: Duration = Duration::from_millis(250);
 
+    /// A line drawn only when `live` (stderr is a terminal).
+    fn new(live: bool) -> Waiting {
+        Waiting {
+            live,
+            started: Instant::now(),
+            answered: 0,
+            expected: 0,
+            shown: false,
+        }
+    }
+
     fn draw(&mut self) {
         let waited = self.started.elapsed();
         if !self.live || waited < Duration::from_secs(1) {
@@ -314,13 +302,7 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
         cmd: cmd.clone(),
         timeout_ms: p.timeout.as_millis() as u64,
     };
-    let mut waiting = Waiting {
-        live: all && !p.json && std::io::stderr().is_terminal(),
-        started: Instant::now(),
-        answered: 0,
-        expected: 0,
-        shown: false,
-    };
+    let mut waiting = Waiting::new(all && !p.json && std::io::stderr().is_terminal());
     let result = gather(&socket, &req, p.timeout + GRACE, &mut waiting);
     waiting.clear();
     let reply = match result {
@@ -336,7 +318,7 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
                 cmd: crate::wire::ctl::Command::List,
                 timeout_ms: p.timeout.as_millis() as u64,
             };
-            let nodes = match exchange(&socket, &list, p.timeout + GRACE, |_| {}) {
+            let nodes = match exchange(&socket, &list, p.timeout + GRACE) {
                 Ok(Reply::Done(l)) => l
                     .answers
                     .into_iter()

@@ -128,7 +128,7 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
             cmd: command,
             timeout_ms: 5000,
         };
-        let msg = match super::exchange(&socket, &req, Duration::from_secs(7), |_| {}) {
+        let msg = match super::exchange(&socket, &req, Duration::from_secs(7)) {
             Ok(Reply::Done(o)) => match (o.answers.first(), o.missing.first()) {
                 (Some(r), _) => match &r.answer.body {
                     Body::Error { message } => format!("{}: {message}", r.answer.name),

@@ -83,6 +83,8 @@ pub struct Daemon {
     pub ip: String,
     pub dir: PathBuf,
     pub args: Vec<String>,
+    /// Environment variables for the next [`Daemon::spawn`].
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     _tmp: TempDir,
 }
@@ -91,15 +93,7 @@ impl Daemon {
     /// Starts `daust daemon --bind IP --name NAME` with its own state dir and
     /// `extra` arguments, and waits until its socket answers.
     pub fn start(name: &str, ip: &str, extra: &[&str]) -> Daemon {
-        let tmp = TempDir::new(name);
-        let mut d = Daemon {
-            name: name.into(),
-            ip: ip.into(),
-            dir: tmp.0.join("state"),
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-            _tmp: tmp,
-        };
+        let mut d = Daemon::unstarted(name, ip, extra);
         d.spawn();
         d
     }
@@ -107,19 +101,24 @@ impl Daemon {
     /// As [`Daemon::start`], with the node id fixed (written to `ident`
     /// first): for tests that need ids in a known order.
     pub fn start_with_id(name: &str, ip: &str, extra: &[&str], id: u128) -> Daemon {
-        let tmp = TempDir::new(name);
-        let mut d = Daemon {
-            name: name.into(),
-            ip: ip.into(),
-            dir: tmp.0.join("state"),
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-            _tmp: tmp,
-        };
+        let mut d = Daemon::unstarted(name, ip, extra);
         std::fs::create_dir_all(&d.dir).expect("state dir");
         std::fs::write(d.dir.join("ident"), format!("{id:032x}\n")).expect("ident");
         d.spawn();
         d
+    }
+
+    fn unstarted(name: &str, ip: &str, extra: &[&str]) -> Daemon {
+        let tmp = TempDir::new(name);
+        Daemon {
+            name: name.into(),
+            ip: ip.into(),
+            dir: tmp.0.join("state"),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            child: None,
+            _tmp: tmp,
+        }
     }
 
     /// (Re)starts the process with the same state dir and arguments.
@@ -134,6 +133,7 @@ impl Daemon {
             .args(["--bind", &self.ip, "--name", &self.name, "--state-dir"])
             .arg(&self.dir)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -313,4 +313,14 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut v = (body.len() as u32).to_be_bytes().to_vec();
     v.extend_from_slice(body);
     v
+}
+
+/// Runs `daust ARGS…` as user nobody (uid 65534): for the checks that a
+/// daemon's control socket refuses other users. Needs root and `setpriv`.
+pub fn client_as_nobody(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+        .args(args)
+        .output()
+        .expect("setpriv is needed for this test")
 }
