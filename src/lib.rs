@@ -12,15 +12,21 @@
 //! - [`sim`]: an in-memory network of engines, for deterministic tests.
 //! - [`daemon`]: the tokio shell around the engine: sockets, timers, files.
 //! - [`cli`]: the `daust` client: the phrase, the request, the printing.
-//! - [`duration`]: durations as people type them.
+//! - [`client`]: the control socket's client side, for `daust` and `daustd -d`.
+//! - [`time`]: durations and wall-clock times as people type and read them.
+//! - [`keys`]: cluster keys: the key file, fingerprints, new keys.
+//! - [`paths`]: the state dir and the control socket.
 //! - [`sys`]: facts about the machine: name, addresses, gateway, kind.
 
 pub mod cli;
+pub mod client;
 pub mod daemon;
-pub mod duration;
 pub mod engine;
+pub mod keys;
+pub mod paths;
 pub mod sim;
 pub mod sys;
+pub mod time;
 pub mod wire;
 
 /// TCP port daemons listen on and dial by default.

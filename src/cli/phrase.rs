@@ -168,7 +168,7 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
                     Some(v) => v,
                     None => value("--timeout")?,
                 };
-                p.timeout = crate::duration::parse(&v)
+                p.timeout = crate::time::parse_duration(&v)
                     .map_err(|e| UsageError(format!("--timeout: {e}")))?;
                 if p.timeout.is_zero() {
                     return Err(UsageError("--timeout: must be more than 0".into()));

@@ -268,7 +268,7 @@ pub fn outcome(cmd: &Command, all: bool, o: &Outcome) -> Rendered {
 pub fn event(ev: &crate::wire::ctl::Event) -> String {
     let mut line = format!(
         "{} {} {} {}",
-        utc(ev.time_ms),
+        crate::time::utc(ev.time_ms),
         ev.event.as_str(),
         ev.node.name,
         ev.node.addr().unwrap_or("-")
@@ -280,28 +280,6 @@ pub fn event(ev: &crate::wire::ctl::Event) -> String {
         line.push_str(&format!(" ({})", ev.changed.join(", ")));
     }
     line
-}
-
-/// Wall clock ms as `2026-11-26T08:50:14.123Z`.
-pub fn utc(ms: u64) -> String {
-    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
 /// `trace all --dot`: the network as Graphviz DOT. Nodes that answered
@@ -378,14 +356,4 @@ pub fn dot(o: &Outcome, table: &[crate::wire::ctl::NodeView]) -> String {
     }
     out.push_str("}\n");
     out
-}
-
-#[cfg(test)]
-mod time_tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(super::utc(1_795_595_414_123), "2026-11-25T08:30:14.123Z");
-    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use daust_ui::{App, Cmd, Event, Node, Status as UiStatus};
 
-use super::{Next, Replies};
+use crate::client::{Next, Replies};
 use crate::wire::ctl::{Body, Command, NodeView, Reply, Request, Status, Target};
 
 /// How often ages tick.
@@ -68,7 +68,7 @@ fn to_event(r: Reply) -> Option<Event> {
 }
 
 /// Opens a watch: the stream of the table and its changes.
-fn watch(socket: &Path) -> Result<Replies, super::ClientError> {
+fn watch(socket: &Path) -> Result<Replies, crate::client::ClientError> {
     let req = Request {
         target: Target::Local,
         cmd: Command::Watch,
@@ -128,7 +128,7 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
             cmd: command,
             timeout_ms: 5000,
         };
-        let msg = match super::exchange(&socket, &req, Duration::from_secs(7)) {
+        let msg = match crate::client::exchange(&socket, &req, Duration::from_secs(7)) {
             Ok(Reply::Done(o)) => match (o.answers.first(), o.missing.first()) {
                 (Some(r), _) => match &r.answer.body {
                     Body::Error { message } => format!("{}: {message}", r.answer.name),
@@ -139,8 +139,10 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
             },
             Ok(Reply::Error { message, .. }) => message,
             Ok(_) => "unexpected reply".into(),
-            Err(super::ClientError::NoDaemon(..)) => "the local daustd is not running".into(),
-            Err(super::ClientError::Broken(e)) => e,
+            Err(crate::client::ClientError::NoDaemon(..)) => {
+                "the local daustd is not running".into()
+            }
+            Err(crate::client::ClientError::Broken(e)) => e,
         };
         let _ = tx.send(Event::Status(msg));
     });
@@ -154,7 +156,7 @@ pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
     };
     let first = match watch(socket) {
         Ok(s) => s,
-        Err(super::ClientError::NoDaemon(_, e)) => return no_daemon(&e),
+        Err(crate::client::ClientError::NoDaemon(_, e)) => return no_daemon(&e),
         Err(e) => {
             eprintln!("daust: {e}");
             return ExitCode::FAILURE;

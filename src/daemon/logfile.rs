@@ -69,7 +69,7 @@ impl LogFile {
 
     /// `FILE.YYYY-MM-DD` for day number `day`.
     fn rotated(&self, day: u64) -> PathBuf {
-        let date = crate::cli::render::utc(day * 86_400_000);
+        let date = crate::time::utc(day * 86_400_000);
         let mut p = self.path.clone().into_os_string();
         p.push(format!(".{}", &date[..10]));
         PathBuf::from(p)

@@ -150,17 +150,18 @@ struct Settings {
 use crate::engine::limits::{MAX_NAME, MAX_TAGS, MAX_TAG_LEN};
 
 fn settings(args: Args) -> Result<Settings, String> {
-    let hb = crate::duration::parse(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
-    let forget =
-        crate::duration::parse(&args.forget_after).map_err(|e| format!("--forget-after: {e}"))?;
+    let hb =
+        crate::time::parse_duration(&args.heartbeat).map_err(|e| format!("--heartbeat: {e}"))?;
+    let forget = crate::time::parse_duration(&args.forget_after)
+        .map_err(|e| format!("--forget-after: {e}"))?;
     let keys = load_keys(args.key_file.as_deref())?;
     let hooks = args
         .on_event
         .iter()
         .map(|h| h.parse())
         .collect::<Result<Vec<hooks::Hook>, String>>()?;
-    let hook_timeout =
-        crate::duration::parse(&args.hook_timeout).map_err(|e| format!("--hook-timeout: {e}"))?;
+    let hook_timeout = crate::time::parse_duration(&args.hook_timeout)
+        .map_err(|e| format!("--hook-timeout: {e}"))?;
     let metrics = args
         .metrics
         .as_deref()
@@ -170,6 +171,7 @@ fn settings(args: Args) -> Result<Settings, String> {
         })
         .transpose()?;
     let cfg = Config {
+        hash_key: crate::sys::random_u128() as u64,
         heartbeat_ms: hb.as_millis() as u64,
         forget_after_ms: forget.as_millis() as u64,
         deadend: args.deadend,
@@ -179,11 +181,14 @@ fn settings(args: Args) -> Result<Settings, String> {
     };
     cfg.validate()?;
     let bind = parse_bind(&args.bind)?;
-    let state_dir = args.state_dir.clone().unwrap_or_else(state::default_dir);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(crate::paths::default_dir);
     let socket = args
         .socket
         .clone()
-        .unwrap_or_else(|| state::socket_in(&state_dir));
+        .unwrap_or_else(|| crate::paths::socket_in(&state_dir));
     let mut tags = std::collections::BTreeMap::new();
     for t in &args.tag {
         let (k, v) = t
@@ -289,7 +294,7 @@ fn wall_ms() -> u64 {
 /// Runs `daustd` with the arguments after the program name.
 pub fn main(cmd: &str, args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "-V" || a == "--version") {
-        let _ = crate::cli::print_out(&format!("daustd {}\n", crate::VERSION));
+        println_or_closed(&format!("daustd {}", crate::VERSION));
         return ExitCode::SUCCESS;
     }
     let args = normalise_args(args);
@@ -297,7 +302,7 @@ pub fn main(cmd: &str, args: &[String]) -> ExitCode {
     let args = match Args::from_args(&[cmd], &refs) {
         Ok(a) => a,
         Err(e) if e.status.is_ok() => {
-            let _ = crate::cli::print_out(&e.output);
+            println_or_closed(e.output.trim_end());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -342,6 +347,12 @@ pub fn main(cmd: &str, args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a line on stdout; a reader that went away is no error.
+fn println_or_closed(s: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{s}");
 }
 
 /// The C original's long names for the short flags, which argh cannot
@@ -455,7 +466,7 @@ fn detach(s: &Settings) -> ExitCode {
             eprintln!("daustd: the daemon exited during start ({status})");
             return ExitCode::FAILURE;
         }
-        if crate::cli::ping_socket(&s.socket) {
+        if crate::client::ping_socket(&s.socket) {
             return ExitCode::SUCCESS;
         }
         if Instant::now() > deadline {
@@ -620,7 +631,6 @@ async fn run(s: Settings) -> Result<(), String> {
     std::fs::set_permissions(&s.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict the control socket: {e}"))?;
     let clock = Clock(Instant::now());
-    crate::engine::idmap::set_seed(crate::sys::random_u128() as u64);
     // Retransmit at least once a heartbeat (200 ms is TCP's least RTO).
     net::RTO_MAX_MS.store(
         s.cfg.heartbeat_ms.clamp(200, 120_000) as u32,

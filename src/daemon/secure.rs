@@ -19,6 +19,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::keys::Keys;
+
 use snow::{Builder, HandshakeState, StatelessTransportState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,73 +35,9 @@ pub const MAGIC: &[u8; 8] = b"DAUSTN1\n";
 /// How long a handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Keys a key file may hold: enough for any rotation.
-pub const MAX_KEYS: usize = 16;
-
 /// Largest Noise message, and the plaintext that fits in one.
 const RECORD_MAX: usize = 65535;
 const CHUNK: usize = RECORD_MAX - 16;
-
-/// The cluster keys: the first initiates, all are accepted.
-#[derive(Clone)]
-pub struct Keys(Vec<[u8; 32]>);
-
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keys({:?})", self.fingerprints())
-    }
-}
-
-impl Keys {
-    /// Parses a key file: one base64 key of 32 bytes per line; blank lines
-    /// and `#` comments are skipped.
-    pub fn parse(text: &str) -> Result<Keys, String> {
-        let mut keys = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bytes = base64_decode(line).ok_or_else(|| format!("line {}: not base64", n + 1))?;
-            let key: [u8; 32] = bytes
-                .try_into()
-                .map_err(|b: Vec<u8>| format!("line {}: {} bytes, want 32", n + 1, b.len()))?;
-            keys.push(key);
-        }
-        if keys.is_empty() {
-            return Err("no key in it (make one with: daust keygen)".into());
-        }
-        if keys.len() > MAX_KEYS {
-            return Err(format!("{} keys, at most {MAX_KEYS}", keys.len()));
-        }
-        Ok(Keys(keys))
-    }
-
-    /// Short, non-secret names of the keys, in order: the first 8 bytes of
-    /// their SHA-256, in hex.
-    pub fn fingerprints(&self) -> Vec<String> {
-        use sha2::{Digest, Sha256};
-        self.0
-            .iter()
-            .map(|k| {
-                Sha256::digest(k)
-                    .iter()
-                    .take(8)
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            })
-            .collect()
-    }
-}
-
-/// A new random key, base64.
-pub fn keygen() -> String {
-    let a = crate::sys::random_u128().to_le_bytes();
-    let b = crate::sys::random_u128().to_le_bytes();
-    let mut k = a.to_vec();
-    k.extend_from_slice(&b);
-    base64_encode(&k)
-}
 
 /// Encrypts outgoing frames into records.
 pub struct Sealer {
@@ -205,7 +143,7 @@ fn transport(hs: HandshakeState) -> Result<(Sealer, Opener), String> {
 
 /// The dialler's side of the handshake, with the first key.
 pub async fn initiate(s: &mut TcpStream, keys: &Keys) -> Result<(Sealer, Opener), String> {
-    let mut hs = builder(&keys.0[0])?
+    let mut hs = builder(keys.first())?
         .build_initiator()
         .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; RECORD_MAX];
@@ -237,7 +175,7 @@ pub async fn respond(s: &mut TcpStream, keys: &Keys) -> Result<(Sealer, Opener),
     }
     let msg = read_msg(s).await?;
     let mut buf = vec![0u8; RECORD_MAX];
-    for key in &keys.0 {
+    for key in keys.all() {
         let mut hs = builder(key)?.build_responder().map_err(|e| e.to_string())?;
         if hs.read_message(&msg, &mut buf).is_ok() {
             let n = hs.write_message(&[], &mut buf).map_err(|e| e.to_string())?;
@@ -247,73 +185,6 @@ pub async fn respond(s: &mut TcpStream, keys: &Keys) -> Result<(Sealer, Opener),
     }
     Err(format!(
         "cluster key mismatch: the handshake fits none of our {} key(s)",
-        keys.0.len()
+        keys.all().len()
     ))
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
-/// Decodes standard base64 (padding optional); None if it is not.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for ch in s.bytes() {
-        let v = B64.iter().position(|b| *b == ch)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_round_trip() {
-        for n in 0..40 {
-            let data: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
-            assert_eq!(
-                base64_decode(&base64_encode(&data)).as_deref(),
-                Some(&data[..])
-            );
-        }
-        assert_eq!(base64_encode(b"daust"), "ZGF1c3Q=");
-        assert_eq!(base64_decode("not base64!"), None);
-    }
-
-    #[test]
-    fn key_files() {
-        let k = keygen();
-        let two = format!("# rotation\n{k}\n\n{}  # new\n", keygen());
-        let keys = Keys::parse(&two).unwrap();
-        assert_eq!(keys.0.len(), 2);
-        assert_eq!(keys.fingerprints()[0].len(), 16);
-        assert!(Keys::parse("").is_err());
-        assert!(Keys::parse("c2hvcnQ=").unwrap_err().contains("want 32"));
-    }
 }

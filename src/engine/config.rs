@@ -42,6 +42,10 @@ pub struct Config {
     /// How long a node stopped by `all stop` keeps relaying answers for the
     /// nodes behind it before it exits, ms.
     pub stop_linger_ms: u64,
+    /// Key of the hash maps keyed by node id: random in a daemon, so that
+    /// a peer cannot choose ids that collide; 0 in a simulation, which
+    /// must replay exactly.
+    pub hash_key: u64,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             max_hops: 32,
             seen_cache: 4096,
             stop_linger_ms: 3000,
+            hash_key: 0,
         }
     }
 }

@@ -3,35 +3,34 @@
 //! Ids are random 128-bit numbers, and the routing recompute is mostly map
 //! lookups by id: SipHash was a fifth of the simulation's time. A keyed
 //! folded multiply spreads random ids as well at a fraction of the cost.
-//! The key is per process ([`set_seed`], from the daemon's randomness), so
-//! a peer cannot simply choose ids that collide (as with foldhash, this is
-//! resistance, not a proof; [`super::limits::MAX_NODES`] bounds the rest).
-//! The simulation leaves the key at zero and stays deterministic.
+//! The key is per engine ([`super::Config::hash_key`], from the daemon's
+//! randomness), so a peer cannot simply choose ids that collide (as with
+//! foldhash, this is resistance, not a proof; [`super::limits::MAX_NODES`]
+//! bounds the rest). The simulation leaves the key at zero and stays
+//! deterministic.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::wire::peer::NodeId;
-
-static SEED: AtomicU64 = AtomicU64::new(0);
-
-/// Sets the process-wide hash key. Call once, before any engine exists.
-pub fn set_seed(seed: u64) {
-    SEED.store(seed, Ordering::Relaxed);
-}
 
 /// A map keyed by node id.
 pub type IdMap<V> = HashMap<NodeId, V, IdBuild>;
 
-/// Builds [`IdHasher`]s with the process's key.
-#[derive(Clone, Copy, Debug)]
+/// Builds [`IdHasher`]s with a key; the default key is 0.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct IdBuild(u64);
 
-impl Default for IdBuild {
-    fn default() -> Self {
-        IdBuild(SEED.load(Ordering::Relaxed))
+impl IdBuild {
+    /// Hashers keyed by `key`.
+    pub fn new(key: u64) -> IdBuild {
+        IdBuild(key)
     }
+}
+
+/// An empty map whose hashes are keyed by `key`.
+pub fn new_map<V>(key: u64) -> IdMap<V> {
+    IdMap::with_hasher(IdBuild(key))
 }
 
 impl BuildHasher for IdBuild {

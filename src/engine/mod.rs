@@ -198,14 +198,11 @@ impl Engine {
         record.deadend = cfg.deadend;
         let snap = snapshot.unwrap_or_default();
         let inc = now.wall_ms.max(snap.incarnation + 1);
-        let mut table = Table::default();
+        let hash_key = cfg.hash_key;
+        let mut table = Table::new(hash_key);
         let mut parents = Vec::new();
-        let forgotten: IdMap<Version> = snap
-            .forgotten
-            .iter()
-            .take(limits::MAX_NODES)
-            .copied()
-            .collect();
+        let mut forgotten: IdMap<Version> = idmap::new_map(hash_key);
+        forgotten.extend(snap.forgotten.iter().take(limits::MAX_NODES).copied());
         for n in snap.nodes {
             if n.na.id == me || forgotten.get(&n.na.id).is_some_and(|v| *v >= n.na.version) {
                 continue;
@@ -241,7 +238,7 @@ impl Engine {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             forgotten,
-            contested: IdMap::default(),
+            contested: idmap::new_map(hash_key),
             rng,
             announce_at: None,
             announced_ms: 0,

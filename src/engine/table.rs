@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::idmap::{fold, IdMap};
+use super::idmap::{fold, new_map, IdMap};
 use crate::wire::ctl::{NodeView, Status};
 use crate::wire::peer::{Announcement, NodeId, Version};
 
@@ -127,6 +127,15 @@ fn mark(id: NodeId, v: Version) -> u64 {
 }
 
 impl Table {
+    /// An empty table whose id index is hashed with `hash_key`
+    /// ([`super::Config::hash_key`]).
+    pub fn new(hash_key: u64) -> Table {
+        Table {
+            slots: new_map(hash_key),
+            ..Table::default()
+        }
+    }
+
     /// The entry for `id`.
     pub fn get(&self, id: &NodeId) -> Option<&Entry> {
         let s = *self.slots.get(id)?;

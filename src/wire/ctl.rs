@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::peer::{Hop, NodeId};
+use super::types::{Hop, NodeId};
 
 /// What the client asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

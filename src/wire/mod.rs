@@ -10,6 +10,7 @@
 
 pub mod ctl;
 pub mod peer;
+pub mod types;
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
