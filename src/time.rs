@@ -2,7 +2,14 @@
 //! `30m`, `2h`, `7d`, or a bare number of seconds) and wall-clock times
 //! (`2026-11-26T08:50:14.123Z`), for flags, logs and events.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The wall clock: ms since the Unix epoch (0 if the clock is before it).
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// Parses a duration; the error names the bad value and the accepted forms.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

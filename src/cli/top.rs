@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::time::wall_ms;
 
 use daust_ui::{App, Cmd, Event, Node, Status as UiStatus};
 
@@ -17,13 +19,6 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// How long to wait before reconnecting to a daemon that went away.
 const RETRY: Duration = Duration::from_secs(1);
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Maps the daemon's view of a node into the ui's.
 pub fn to_ui(n: &NodeView) -> Node {

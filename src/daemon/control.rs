@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
-use super::Input;
+use super::{Input, Stop};
 use crate::engine::Token;
 use crate::wire::{self, ctl::Reply, ctl::Request};
 
@@ -18,7 +18,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REPLY_QUEUE: usize = 1024;
 
 /// Serves one control connection.
-pub async fn serve(mut stream: UnixStream, token: Token, inputs: mpsc::Sender<Input>) {
+pub async fn serve(
+    mut stream: UnixStream,
+    token: Token,
+    inputs: mpsc::Sender<Input>,
+    mut stop: Stop,
+) {
     if let Err(msg) = check_peer(&stream) {
         let _ = send(
             &mut stream,
@@ -30,14 +35,22 @@ pub async fn serve(mut stream: UnixStream, token: Token, inputs: mpsc::Sender<In
         .await;
         return;
     }
-    let req = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(message)) => {
-            tracing::debug!("bad control request: {message}");
-            let _ = send(&mut stream, &Reply::Error { message, code: 2 }).await;
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream));
+    let req = tokio::select! {
+        r = read => match r {
+            Ok(Ok(r)) => r,
+            Ok(Err(message)) => {
+                tracing::debug!("bad control request: {message}");
+                let _ = send(&mut stream, &Reply::Error { message, code: 2 }).await;
+                return;
+            }
+            Err(_) => return,
+        },
+        _ = stop.wait() => {
+            let message = "daustd is stopping".to_string();
+            let _ = send(&mut stream, &Reply::Error { message, code: 1 }).await;
             return;
         }
-        Err(_) => return,
     };
     let (tx, mut rx) = mpsc::channel(REPLY_QUEUE);
     if inputs.send(Input::Ctl { token, req, tx }).await.is_err() {

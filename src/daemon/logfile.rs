@@ -126,6 +126,61 @@ impl Write for Writer {
     }
 }
 
+/// The log file, for SIGHUP to reopen.
+pub static LOG: std::sync::OnceLock<std::sync::Arc<LogFile>> = std::sync::OnceLock::new();
+
+pub fn init_logging(
+    s: &super::settings::Settings,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let level = match s.args.verbose {
+        0 => tracing::Level::INFO,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let detached = std::env::var_os(super::detach::DETACHED_ENV).is_some();
+    let file = s
+        .args
+        .log
+        .clone()
+        .or_else(|| detached.then(|| s.state_dir.join("daustd.log")));
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    match file {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
+            let log = match LogFile::open(&path, KEEP, Box::new(crate::time::wall_ms)) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("daustd: cannot open the log file {}: {e}", path.display());
+                    return None;
+                }
+            };
+            let _ = LOG.set(log.clone());
+            let (writer, guard) = tracing_appender::non_blocking(Writer(log));
+            let _ = builder.with_ansi(false).with_writer(writer).try_init();
+            Some(guard)
+        }
+        None => {
+            use std::io::IsTerminal;
+            let ansi = std::io::stderr().is_terminal();
+            let _ = builder
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .try_init();
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

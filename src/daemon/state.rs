@@ -224,3 +224,47 @@ fn write_then_rename(tmp: &Path, path: &Path, data: &[u8], durable: bool) -> io:
     }
     Ok(())
 }
+/// How often a state dir that refused a write is tried again.
+const PERSIST_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Writes snapshots as they come; only the latest matters. While the
+/// state dir refuses writes (read-only, full) the latest is kept and tried
+/// again every [`PERSIST_RETRY`], with or without news.
+pub fn writer(
+    mut dir: StateDir,
+    mut rx: tokio::sync::watch::Receiver<Option<crate::engine::Snapshot>>,
+) {
+    let mut pending = None;
+    let mut next_try = std::time::Instant::now();
+    loop {
+        let closed = if pending.is_none() {
+            block_on(rx.changed()).is_err()
+        } else {
+            // Waiting to retry: news replaces the pending snapshot.
+            let wait = next_try.saturating_duration_since(std::time::Instant::now());
+            matches!(
+                block_on(tokio::time::timeout(wait, rx.changed())),
+                Ok(Err(_))
+            )
+        };
+        if let Some(snap) = rx.borrow_and_update().clone() {
+            pending = Some(snap);
+        }
+        if closed || std::time::Instant::now() >= next_try {
+            if let Some(snap) = pending.take() {
+                if !dir.save_snapshot(&snap) {
+                    pending = Some(snap);
+                    next_try = std::time::Instant::now() + PERSIST_RETRY;
+                }
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+}
+
+/// Blocks the (blocking-pool) thread on a future.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}
