@@ -7,15 +7,15 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::wire::{self, ctl::Reply, ctl::Request, ctl::Target};
+use crate::wire::{self, ctl::Reply, ctl::Request, ctl::Run, ctl::Target};
 
 /// Whether a daemon answers a local ping on `socket`.
 pub fn ping_socket(socket: &Path) -> bool {
-    let req = Request {
+    let req = Request::Run(Run {
         target: Target::Local,
         cmd: crate::wire::ctl::Command::Ping,
         timeout_ms: 1000,
-    };
+    });
     matches!(
         exchange(socket, &req, Duration::from_secs(2)),
         Ok(Reply::Done(_))

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::engine::rng::Rng;
 use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Snapshot};
-use crate::wire::ctl::{Reply, Request, Status};
+use crate::wire::ctl::{Reply, Run, Status};
 use crate::wire::peer::{NodeId, NodeRecord, PeerMsg};
 
 /// Network conditions of a simulation.
@@ -28,6 +28,9 @@ pub struct NetConfig {
     pub rto_us: u64,
     /// Count the bytes of every frame (costs a JSON encoding per frame).
     pub count_bytes: bool,
+    /// Keep every node's membership news ([`Sim::news`]); costs memory in
+    /// proportion to N² as a network forms.
+    pub keep_news: bool,
 }
 
 impl Default for NetConfig {
@@ -38,6 +41,7 @@ impl Default for NetConfig {
             loss: 0.0,
             rto_us: 200_000,
             count_bytes: false,
+            keep_news: false,
         }
     }
 }
@@ -103,6 +107,8 @@ struct Node {
     /// How far this node's wall clock is off, ms (a clock set back is
     /// negative).
     skew_ms: i64,
+    /// Its membership news so far, with [`NetConfig::keep_news`].
+    news: Vec<crate::wire::ctl::Event>,
 }
 
 /// An in-memory network of engines.
@@ -241,6 +247,7 @@ impl Sim {
             wake_at: u64::MAX,
             frozen: false,
             skew_ms: 0,
+            news: Vec::new(),
         });
         self.start(i);
         i
@@ -300,7 +307,7 @@ impl Sim {
 
     /// Sends a control request to node `i`; read the answer with
     /// [`Sim::replies`].
-    pub fn request(&mut self, i: usize, req: Request) -> u64 {
+    pub fn request(&mut self, i: usize, req: Run) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
         let now = self.now(i);
@@ -309,6 +316,12 @@ impl Sim {
         }
         self.after_input(i);
         token
+    }
+
+    /// The membership news node `i` told so far (across its restarts), with
+    /// [`NetConfig::keep_news`].
+    pub fn news(&self, i: usize) -> &[crate::wire::ctl::Event] {
+        &self.nodes[i].news
     }
 
     /// The reply frames node `i` sent for `token` so far.
@@ -559,7 +572,12 @@ impl Sim {
             // Snapshots are taken when a node crashes or exits: as if every
             // write asked for had landed.
             Action::Persist => {}
-            Action::StatusChanged { .. } | Action::NodeChanged(_) | Action::NodeRemoved(_) => {}
+            Action::News(ev) => {
+                if self.net.keep_news {
+                    self.nodes[i].news.push(*ev);
+                }
+            }
+            Action::NodeChanged(_) | Action::NodeRemoved(_) => {}
             Action::Exit => {
                 self.nodes[i].snapshot = self.nodes[i].engine.take().map(|e| e.snapshot());
                 self.close_all(i);

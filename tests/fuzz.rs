@@ -4,7 +4,7 @@
 
 use daust::cli::phrase;
 use daust::engine::{Config, Engine, LinkInfo, Now};
-use daust::wire::ctl::{Answer, Body, Command, Reply, Request};
+use daust::wire::ctl::{Answer, Body, Command, Reply, Request, Run};
 use daust::wire::peer::*;
 use daust::wire::{decode, encode};
 use proptest::prelude::*;
@@ -88,7 +88,6 @@ fn command() -> impl Strategy<Value = Command> {
         Just(Command::Info),
         Just(Command::Stop),
         Just(Command::Keys),
-        Just(Command::Watch),
         text().prop_map(|node| Command::Forget { node }),
     ]
 }
@@ -183,6 +182,7 @@ proptest! {
     #[test]
     fn frame_decoder_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode::<PeerMsg>(&bytes);
+        let _ = decode::<Run>(&bytes);
         let _ = decode::<Request>(&bytes);
         let _ = decode::<Reply>(&bytes);
     }

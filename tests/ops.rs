@@ -13,6 +13,7 @@ use common::{bin, wait_for, AddrLock, Daemon, TempDir, DEADLINE};
 
 /// `daust events --json` running against a daemon, its lines on a channel.
 struct Events {
+    on: String,
     child: Child,
     rx: mpsc::Receiver<serde_json::Value>,
 }
@@ -24,10 +25,20 @@ impl Events {
             .arg(&d.dir)
             .args(["events", "--json"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("daust events");
         let out = child.stdout.take().expect("stdout");
+        // The client says on stderr when the daemon has it streaming: from
+        // then on no event can be missed. (A ping after starting it proved
+        // nothing: the two processes may connect in either order.)
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let _ = err.read_line(&mut line);
+        assert!(
+            line.contains("streaming the events"),
+            "daust events said {line:?}"
+        );
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -38,21 +49,27 @@ impl Events {
                 }
             }
         });
-        // The stream is registered once the daemon has read the request;
-        // a ping through the same daemon is answered after it.
-        d.ok(&["ping"]);
-        Events { child, rx }
+        Events {
+            on: d.name.clone(),
+            child,
+            rx,
+        }
     }
 
     /// The next event about `node` of kind `kind`, skipping others.
-    fn expect(&self, kind: &str, node: &str) -> serde_json::Value {
+    fn expect(&mut self, kind: &str, node: &str) -> serde_json::Value {
         let end = Instant::now() + DEADLINE;
+        let mut others = Vec::new();
         loop {
             let left = end.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(v) if v["event"] == kind && v["node"]["name"] == node => return v,
-                Ok(_) => continue,
-                Err(_) => panic!("no {kind} event for {node} within {DEADLINE:?}"),
+                Ok(v) => others.push(format!("{} {}", v["event"], v["node"]["name"])),
+                Err(_) => panic!(
+                    "no {kind} event for {node} at {} within {DEADLINE:?}; others: {others:?}; client: {:?}",
+                    self.on,
+                    self.child.try_wait()
+                ),
             }
         }
     }
@@ -77,7 +94,7 @@ fn events_and_hooks_tell_join_unreachable_and_reachable_in_order() {
         log.display()
     );
     let a = Daemon::start("ev-a", "127.77.0.1", &["--on-event", &hook]);
-    let ev = Events::start(&a);
+    let mut ev = Events::start(&a);
     let mut b = Daemon::start("ev-b", "127.77.0.2", &["-k", "127.77.0.1"]);
     let b_id = b.id();
     let joined = ev.expect("joined", "ev-b");
@@ -138,8 +155,8 @@ fn a_hook_that_never_ends_delays_nothing() {
     let b = Daemon::start("hang-b", "127.77.1.2", &["-k", "127.77.1.1"]);
     let mut c = Daemon::start("hang-c", "127.77.1.3", &["-k", "127.77.1.1"]);
     // The hook is now stuck in the joins of b and c.
-    let at_a = Events::start(&a);
-    let at_b = Events::start(&b);
+    let mut at_a = Events::start(&a);
+    let mut at_b = Events::start(&b);
     b.wait_sees("hang-c", "alive");
     let t0 = Instant::now();
     c.kill();

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use daust::engine::Config;
 use daust::sim::{NetConfig, Sim};
-use daust::wire::ctl::{Command, Outcome, Reply, Request, Target};
+use daust::wire::ctl::{Command, Outcome, Reply, Run, Target};
 use std::time::Duration;
 
 const SEC: u64 = 1_000_000;
@@ -26,7 +26,7 @@ fn err(o: &std::process::Output) -> String {
 fn ask_all(sim: &mut Sim, i: usize, cmd: Command) -> Outcome {
     let t = sim.request(
         i,
-        Request {
+        Run {
             target: Target::All,
             cmd,
             timeout_ms: 2000,

@@ -3,7 +3,7 @@
 
 use daust::engine::Config;
 use daust::sim::{NetConfig, Sim};
-use daust::wire::ctl::{Body, Command, Outcome, Reply, Request, Status, Target};
+use daust::wire::ctl::{Body, Command, Outcome, Reply, Run, Status, Target};
 
 const SEC: u64 = 1_000_000;
 
@@ -89,7 +89,7 @@ fn sim_dial(sim: &mut Sim, from: usize, to: usize) {
     let addr = sim.addr(to);
     sim.request(
         from,
-        Request {
+        Run {
             target: Target::Local,
             cmd: Command::Join { addr },
             timeout_ms: 5000,
@@ -109,7 +109,7 @@ fn ask(
 ) -> Outcome {
     let t = sim.request(
         i,
-        Request {
+        Run {
             target,
             cmd,
             timeout_ms,
@@ -380,7 +380,7 @@ fn all_ping_reaches_every_node_and_returns_before_the_deadline() {
     converge(&mut sim);
     let t = sim.request(
         150,
-        Request {
+        Run {
             target: Target::All,
             cmd: Command::Ping,
             timeout_ms: 5000,
@@ -656,7 +656,7 @@ fn all_stop_in_a_mesh_does_not_wait_out_the_linger() {
     converge(&mut sim);
     let t = sim.request(
         a,
-        Request {
+        Run {
             target: Target::All,
             cmd: Command::Stop,
             timeout_ms: 3000,

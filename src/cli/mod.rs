@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::client::{exchange, exchange_with, ClientError, Next, Replies};
-use crate::wire::ctl::{Reply, Request, Target};
+use crate::wire::ctl::{Reply, Request, Run, Target};
 use phrase::{Action, Phrase};
 
 /// Extra time the client waits beyond the request's own deadline, for the
@@ -169,11 +169,11 @@ fn gather(
 fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
     let socket = socket_path(p);
     let all = p.target == Target::All;
-    let req = Request {
+    let req = Request::Run(Run {
         target: p.target.clone(),
         cmd: cmd.clone(),
         timeout_ms: p.timeout.as_millis() as u64,
-    };
+    });
     let mut waiting = Waiting::new(all && !p.json && std::io::stderr().is_terminal());
     let result = gather(&socket, &req, p.timeout + GRACE, &mut waiting);
     waiting.clear();
@@ -185,11 +185,11 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
     match reply {
         Reply::Done(o) if p.dot => {
             // Statuses of nodes that did not answer come from the local table.
-            let list = Request {
+            let list = Request::Run(Run {
                 target: Target::Local,
                 cmd: crate::wire::ctl::Command::List,
                 timeout_ms: p.timeout.as_millis() as u64,
-            };
+            });
             let nodes = match exchange(&socket, &list, p.timeout + GRACE) {
                 Ok(Reply::Done(l)) => l
                     .answers
@@ -231,6 +231,7 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
         | Reply::Table { .. }
         | Reply::Changed { .. }
         | Reply::Event(_)
+        | Reply::Subscribed { .. }
         | Reply::Bye { .. } => fail(p.json, "unexpected reply from the daemon", 1),
     }
 }
@@ -240,11 +241,7 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
 /// pipe, Ctrl-C).
 fn events(p: &Phrase) -> ExitCode {
     let socket = socket_path(p);
-    let req = Request {
-        target: Target::Local,
-        cmd: crate::wire::ctl::Command::Events,
-        timeout_ms: 0,
-    };
+    let req = Request::Events;
     let mut replies = match Replies::open(&socket, &req) {
         Ok((r, _)) => r,
         Err(ClientError::NoDaemon(path, e)) => return no_daemon(&path, &e, p),
@@ -257,6 +254,10 @@ fn events(p: &Phrase) -> ExitCode {
             }
             Ok(Next::Reply(Reply::Event(ev))) => render::event(&ev),
             Ok(Next::Reply(Reply::Error { message, code })) => return fail(false, &message, code),
+            Ok(Next::Reply(Reply::Subscribed { name })) => {
+                eprintln!("daust: streaming the events {name} sees (Ctrl-C ends)");
+                continue;
+            }
             Ok(Next::Reply(Reply::Bye { reason })) => {
                 eprintln!("daust: daustd stopped ({reason}): no more events");
                 return ExitCode::SUCCESS;

@@ -12,7 +12,7 @@ use crate::time::wall_ms;
 use daust_ui::{App, Cmd, Event, Node, Status as UiStatus};
 
 use crate::client::{Next, Replies};
-use crate::wire::ctl::{Body, Command, NodeView, Reply, Request, Status, Target};
+use crate::wire::ctl::{Body, Command, NodeView, Reply, Request, Run, Status, Target};
 
 /// How often ages tick.
 const TICK: Duration = Duration::from_secs(1);
@@ -64,11 +64,7 @@ fn to_event(r: Reply) -> Option<Event> {
 
 /// Opens a watch: the stream of the table and its changes.
 fn watch(socket: &Path) -> Result<Replies, crate::client::ClientError> {
-    let req = Request {
-        target: Target::Local,
-        cmd: Command::Watch,
-        timeout_ms: 0,
-    };
+    let req = Request::Watch;
     Replies::open(socket, &req).map(|(r, _)| r)
 }
 
@@ -118,11 +114,11 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
         } else {
             Target::Remote(id)
         };
-        let req = Request {
+        let req = Request::Run(Run {
             target,
             cmd: command,
             timeout_ms: 5000,
-        };
+        });
         let msg = match crate::client::exchange(&socket, &req, Duration::from_secs(7)) {
             Ok(Reply::Done(o)) => match (o.answers.first(), o.missing.first()) {
                 (Some(r), _) => match &r.answer.body {

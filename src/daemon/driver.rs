@@ -18,10 +18,10 @@ use tokio::time::Instant as TokioInstant;
 use super::accept::KeysNow;
 use super::net::{self, LinkHandle, Outgoing};
 use super::settings::{load_keys, Settings};
-use super::{events, hooks, logfile, metrics, Input, Stop};
+use super::{hooks, logfile, metrics, Input, Stop};
 use crate::engine::{Action, Engine, LinkId, Now, Snapshot, Token};
 use crate::time::wall_ms;
-use crate::wire::ctl::{Command, Event, Reply, Target};
+use crate::wire::ctl::{Event, Reply, Request};
 use crate::wire::peer::NodeId;
 
 /// Changes go to watchers (`daust top`) at most this often.
@@ -77,10 +77,6 @@ pub struct Parts {
     pub next_id: Arc<AtomicU64>,
     /// The snapshot writer's queue.
     pub snapshots: watch::Sender<Option<Snapshot>>,
-    /// Turns table changes into events.
-    pub tracker: events::Tracker,
-    /// When the restart grace of the events ends, if any.
-    pub grace_end: Option<TokioInstant>,
 }
 
 /// The task that owns the engine.
@@ -94,8 +90,6 @@ pub struct Driver {
     tx: mpsc::Sender<Input>,
     next_id: Arc<AtomicU64>,
     snapshots: watch::Sender<Option<Snapshot>>,
-    tracker: events::Tracker,
-    grace_end: Option<TokioInstant>,
     runners: Vec<hooks::Runner>,
     hook_stats: Arc<hooks::HookStats>,
     links: HashMap<LinkId, LinkHandle>,
@@ -135,8 +129,6 @@ impl Driver {
             tx: p.tx,
             next_id: p.next_id,
             snapshots: p.snapshots,
-            tracker: p.tracker,
-            grace_end: p.grace_end,
             runners,
             hook_stats,
             links: HashMap::new(),
@@ -160,7 +152,6 @@ impl Driver {
             sig(SignalKind::hangup())?,
         );
         while !self.exiting {
-            self.end_grace();
             self.flush_watchers();
             let wake = self.next_wake();
             tokio::select! {
@@ -183,13 +174,10 @@ impl Driver {
         Ok(())
     }
 
-    /// When the loop must wake next: the engine's timers, the events'
-    /// grace, the watchers' batch, or at once with actions pending.
+    /// When the loop must wake next: the engine's timers, the watchers'
+    /// batch, or at once with actions pending.
     fn next_wake(&self) -> TokioInstant {
         let mut wake = self.clock.instant(self.engine.next_wakeup());
-        if let Some(t) = self.grace_end {
-            wake = wake.min(t);
-        }
         if !(self.changed.is_empty() && self.removed.is_empty()) {
             wake = wake.min(self.flushed + WATCH_BATCH);
         }
@@ -255,14 +243,25 @@ impl Driver {
                 self.engine.link_down(now, link, &reason);
             }
             Input::DialFailed { addr, err } => self.engine.dial_failed(now, &addr, &err),
-            Input::Ctl { token, req, tx } => {
-                if req.cmd == Command::Events && req.target == Target::Local {
-                    self.event_subs.insert(token, tx);
-                    return;
+            Input::Ctl { token, req, tx } => match req {
+                Request::Run(run) => {
+                    self.clients.insert(token, tx);
+                    self.engine.request(now, token, run);
                 }
-                self.clients.insert(token, tx);
-                self.engine.request(now, token, req);
-            }
+                Request::Watch => {
+                    // The table now, then every change from the next batch.
+                    if tx.try_send(self.engine.table_reply()).is_ok() {
+                        tracing::debug!(token, "watcher added");
+                        self.watchers.insert(token, tx);
+                    }
+                }
+                Request::Events => {
+                    let name = self.s.record.name.clone();
+                    if tx.try_send(Reply::Subscribed { name }).is_ok() {
+                        self.event_subs.insert(token, tx);
+                    }
+                }
+            },
             Input::Metrics { tx } => {
                 let info = self.engine.info();
                 let page = metrics::Page {
@@ -342,18 +341,6 @@ impl Driver {
                     }
                 });
             }
-            Action::Reply {
-                token,
-                reply: reply @ Reply::Table { .. },
-            } => {
-                // The first frame of a watch: the client watches from now.
-                if let Some(c) = self.clients.remove(&token) {
-                    if c.try_send(reply).is_ok() {
-                        tracing::debug!(token, "watcher added");
-                        self.watchers.insert(token, c);
-                    }
-                }
-            }
             Action::Reply { token, reply } => {
                 let last = matches!(reply, Reply::Done(_) | Reply::Error { .. });
                 if let Some(c) = self.clients.get(&token) {
@@ -366,8 +353,7 @@ impl Driver {
             Action::Persist => {
                 let _ = self.snapshots.send(Some(self.engine.snapshot()));
             }
-            Action::StatusChanged { .. } => {}
-            // Always gathered: events need them even with no watcher.
+            Action::News(ev) => self.tell(&ev),
             Action::NodeChanged(id) => {
                 self.changed.insert(id);
             }
@@ -380,17 +366,7 @@ impl Driver {
         None
     }
 
-    /// The events' restart grace is over: tell what is still not as it was.
-    fn end_grace(&mut self) {
-        if self.grace_end.is_some_and(|t| t <= TokioInstant::now()) {
-            self.grace_end = None;
-            let evs = self.tracker.end_grace(self.engine.views(), wall_ms());
-            self.tell(&evs);
-        }
-    }
-
-    /// Sends the changes gathered since the last batch to watchers, and the
-    /// events they make to subscribers and hooks.
+    /// Sends the changes gathered since the last batch to watchers.
     fn flush_watchers(&mut self) {
         if (self.changed.is_empty() && self.removed.is_empty())
             || self.flushed.elapsed() < WATCH_BATCH
@@ -403,10 +379,9 @@ impl Driver {
             .filter_map(|id| self.engine.view(id))
             .collect();
         let removed: Vec<_> = std::mem::take(&mut self.removed).into_iter().collect();
-        let evs = self
-            .tracker
-            .update(nodes.iter().cloned(), &removed, wall_ms());
-        self.tell(&evs);
+        if self.watchers.is_empty() {
+            return;
+        }
         let reply = Reply::Changed { nodes, removed };
         // A watcher that cannot keep up is dropped; it reconnects and
         // starts again from the whole table.
@@ -419,15 +394,13 @@ impl Driver {
         });
     }
 
-    /// Hands events to the hooks and to `daust events` clients; a client
+    /// Hands an event to the hooks and to `daust events` clients; a client
     /// that cannot keep up is dropped (it sees the stream end).
-    fn tell(&mut self, evs: &[Event]) {
-        for ev in evs {
-            tracing::debug!(node = %ev.node.name, "event: {}", ev.event.as_str());
-            hooks::dispatch(&self.runners, ev, &self.hook_stats);
-            self.event_subs
-                .retain(|_, tx| tx.try_send(Reply::Event(Box::new(ev.clone()))).is_ok());
-        }
+    fn tell(&mut self, ev: &Event) {
+        tracing::debug!(node = %ev.node.name, "event: {}", ev.event.as_str());
+        hooks::dispatch(&self.runners, ev, &self.hook_stats);
+        self.event_subs
+            .retain(|_, tx| tx.try_send(Reply::Event(Box::new(ev.clone()))).is_ok());
     }
 
     /// The engine has left. One story: raise the stop signal (listeners stop

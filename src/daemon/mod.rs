@@ -11,8 +11,8 @@
 //!   session;
 //! - [`control`]: one control connection;
 //! - [`driver`]: the one task that owns the engine;
-//! - [`events`], [`hooks`], [`metrics`]: membership events, `--on-event`
-//!   hooks, `/metrics`.
+//! - [`hooks`], [`metrics`]: `--on-event` hooks (for the engine's
+//!   membership news), `/metrics`.
 //!
 //! Every task is spawned into one `JoinSet` that the driver owns, and
 //! watches one stop signal ([`Stop`]); the driver's `shutdown` is the
@@ -22,7 +22,6 @@ mod accept;
 mod control;
 mod detach;
 mod driver;
-pub mod events;
 pub mod hooks;
 pub mod logfile;
 pub mod metrics;
@@ -31,12 +30,10 @@ pub mod secure;
 pub mod settings;
 pub mod state;
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use argh::FromArgs;
 use tokio::net::{TcpListener, UnixListener};
@@ -134,11 +131,6 @@ async fn run(s: Settings) -> Result<(), String> {
     dir.write_pid();
     let id = dir.ident();
     let snapshot = dir.load_snapshot();
-    // How each node stood before this start, so events tell only changes.
-    let before: HashMap<_, _> = snapshot
-        .iter()
-        .flat_map(|sn| sn.nodes.iter().map(|n| (n.na.id, n.status)))
-        .collect();
     let metrics_listener = match s.metrics {
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
@@ -210,17 +202,6 @@ async fn run(s: Settings) -> Result<(), String> {
     }
     let (snapshots, snap_rx) = watch::channel(None);
     tasks.spawn_blocking(move || state::writer(dir, snap_rx));
-    // Events: a restart waits three heartbeats plus a second for links to
-    // come back before calling anyone unreachable.
-    let grace = Duration::from_millis(3 * s.cfg.heartbeat_ms + 1000);
-    let tracker = events::Tracker::new(
-        id,
-        &s.record.name,
-        engine.views(),
-        &before,
-        !before.is_empty(),
-    );
-    let grace_end = (!before.is_empty()).then(|| tokio::time::Instant::now() + grace);
     // Sockets are up and requests get queued for the driver: ready.
     crate::sys::notify(&format!(
         "READY=1\nMAINPID={}\nSTATUS=daustd {} listening on {}",
@@ -239,8 +220,6 @@ async fn run(s: Settings) -> Result<(), String> {
         tx,
         next_id,
         snapshots,
-        tracker,
-        grace_end,
     });
     let result = driver.run(rx).await;
     let _ = std::fs::remove_file(&socket);

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::{Action, Engine, LinkId, Now, Token};
 use crate::wire::ctl::{
-    Answer, Body, Command, InfoView, LinkView, Missing, NotAsked, Outcome, Reached, Reply, Request,
+    Answer, Body, Command, InfoView, LinkView, Missing, NotAsked, Outcome, Reached, Reply, Run,
     Status, Target,
 };
 use crate::wire::peer::{Dest, Hop, NodeId, PeerMsg, Routed, RoutedReply};
@@ -56,7 +56,7 @@ pub struct Parked {
 #[derive(Debug)]
 enum ParkedWhat {
     /// A client's `remote ADDR ...` to an address no known node has.
-    Request(Token, Request),
+    Request(Token, Run),
     /// A `join ADDR` whose answer waits for the link.
     Join(ReplyTo),
 }
@@ -84,30 +84,10 @@ pub fn looks_like_addr(word: &str) -> bool {
 
 impl Engine {
     /// A request from a local client. Answers leave as [`Action::Reply`].
-    pub fn request(&mut self, now: Now, token: Token, req: Request) {
+    pub fn request(&mut self, now: Now, token: Token, req: Run) {
         self.now = now;
         self.refresh_routes();
         match req.target.clone() {
-            _ if matches!(req.cmd, Command::Watch | Command::Events)
-                && req.target != Target::Local =>
-            {
-                let word = req.cmd.word();
-                self.error(token, format!("{word} is for the local daemon only"), 2);
-            }
-            Target::Local if req.cmd == Command::Events => {
-                // The daemon serves the event stream; an engine alone has none.
-                self.error(token, "events are served by the daemon".into(), 1);
-            }
-            Target::Local if req.cmd == Command::Watch => {
-                let info = Box::new(self.info());
-                let nodes = self.views();
-                let reply = Reply::Table {
-                    me: self.me,
-                    nodes,
-                    info,
-                };
-                self.actions.push(Action::Reply { token, reply });
-            }
             Target::Local => {
                 let mid = self.start(token, &req, [self.me].into(), false);
                 self.run_local(mid, req.cmd, false);
@@ -147,7 +127,7 @@ impl Engine {
         self.refresh_routes();
     }
 
-    fn request_remote(&mut self, token: Token, req: Request, word: &str) {
+    fn request_remote(&mut self, token: Token, req: Run, word: &str) {
         let hits = self.table.resolve(word);
         let usable =
             |e: &Engine, id: &NodeId| e.table.get(id).is_some_and(|x| x.status == Status::Alive);
@@ -263,7 +243,7 @@ impl Engine {
         });
     }
 
-    fn start(&mut self, token: Token, req: &Request, waiting: BTreeSet<NodeId>, all: bool) -> u64 {
+    fn start(&mut self, token: Token, req: &Run, waiting: BTreeSet<NodeId>, all: bool) -> u64 {
         let mid = self.next_mid;
         self.next_mid = self.next_mid.wrapping_add(1);
         self.pending.insert(
@@ -645,12 +625,6 @@ impl Engine {
                 let keys = self.cfg.key_ids.clone();
                 self.deliver(to, Body::Keys { keys });
             }
-            Command::Watch | Command::Events => self.deliver(
-                to,
-                Body::Error {
-                    message: format!("{} is for the local daemon only", cmd.word()),
-                },
-            ),
         }
     }
 
@@ -680,6 +654,17 @@ impl Engine {
         self.forget(id, version, None);
         tracing::info!(node = %name, "forgotten by request");
         Body::Forgot { id, name }
+    }
+
+    /// The first frame of a watch: the whole table and `info`, this node
+    /// first. Changes follow as [`Action::NodeChanged`] and
+    /// [`Action::NodeRemoved`].
+    pub fn table_reply(&self) -> Reply {
+        Reply::Table {
+            me: self.me,
+            nodes: self.views(),
+            info: Box::new(self.info()),
+        }
     }
 
     /// What `info` says about this node.

@@ -18,6 +18,7 @@ pub mod config;
 pub mod idmap;
 pub mod limits;
 mod links;
+mod news;
 pub mod rng;
 pub mod table;
 
@@ -86,15 +87,8 @@ pub enum Action {
     },
     /// Write [`Engine::snapshot`] to the state dir.
     Persist,
-    /// A status changed (for logs, events and views).
-    StatusChanged {
-        /// The node.
-        id: NodeId,
-        /// Its name.
-        name: String,
-        /// New status.
-        status: Status,
-    },
+    /// Membership news for `daust events` and hooks (see [`news`]).
+    News(Box<crate::wire::ctl::Event>),
     /// A node's entry changed (announcement, status or place in the tree).
     NodeChanged(NodeId),
     /// A node was dropped from the table.
@@ -181,6 +175,8 @@ pub struct Engine {
     now: Now,
     /// Messages passed to every link (for metrics).
     floods: u64,
+    /// What membership news was told.
+    news: news::News,
 }
 
 impl Engine {
@@ -203,6 +199,16 @@ impl Engine {
         let mut parents = Vec::new();
         let mut forgotten: IdMap<Version> = idmap::new_map(hash_key);
         forgotten.extend(snap.forgotten.iter().take(limits::MAX_NODES).copied());
+        // News starts from what the snapshot said; nodes it held get a
+        // grace to come back before their loss is news.
+        let told: Vec<(NodeId, Status)> = snap
+            .nodes
+            .iter()
+            .filter(|n| n.na.id != me)
+            .map(|n| (n.na.id, n.status))
+            .collect();
+        let grace_until = now.ms() + 3 * cfg.heartbeat_ms + 1000;
+        let news = news::News::new(hash_key, told, Some(grace_until));
         for n in snap.nodes {
             if n.na.id == me || forgotten.get(&n.na.id).is_some_and(|v| *v >= n.na.version) {
                 continue;
@@ -249,6 +255,7 @@ impl Engine {
             actions: Vec::new(),
             now,
             floods: 0,
+            news,
         };
         let na = e.own_na();
         e.table.offer(Arc::new(na), now.wall_ms);
@@ -337,6 +344,7 @@ impl Engine {
             self.refresh_routes();
         }
         self.pending_timers(ms);
+        self.news_grace(ms);
         if ms >= self.housekeep_at {
             self.housekeep_at = ms + 10_000;
             self.forget_old();
@@ -358,6 +366,7 @@ impl Engine {
         consider(self.announce_at);
         consider(self.persist_at);
         consider(self.routes_at);
+        consider(self.news.grace_until());
         for l in self.links.values() {
             consider(Some(l.next_deadline(&self.cfg)));
         }
@@ -490,8 +499,12 @@ impl Engine {
             tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
             return false;
         }
+        let old = self.table.get(&na.id).map(|e| Arc::clone(&e.na));
         if !self.table.offer(Arc::clone(na), self.now.wall_ms) {
             return false;
+        }
+        if let Some(old) = old {
+            self.news_record(&old, na);
         }
         self.forgotten.remove(&na.id);
         self.actions.push(Action::NodeChanged(na.id));
@@ -535,11 +548,7 @@ impl Engine {
             {
                 tracing::info!(node = %name, id = %c.id.short(), "{} -> {}", c.from.as_str(), c.to.as_str());
             }
-            self.actions.push(Action::StatusChanged {
-                id: c.id,
-                name,
-                status: c.to,
-            });
+            self.news_status(c.id, c.to);
             self.actions.push(Action::NodeChanged(c.id));
             self.schedule_persist();
         }
@@ -624,6 +633,7 @@ impl Engine {
             .map(|e| e.na.id)
             .collect();
         for id in old {
+            self.news_removed(id);
             if let Some(e) = self.table.remove(&id) {
                 self.actions.push(Action::NodeRemoved(id));
                 tracing::info!(node = %e.na.record.name, "forgotten after {} s unseen", (now - e.last_seen_ms) / 1000);
@@ -675,6 +685,7 @@ impl Engine {
                 self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
                 return false;
             }
+            self.news_removed(id);
             self.table.remove(&id);
             self.actions.push(Action::NodeRemoved(id));
         }

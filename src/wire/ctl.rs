@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  client                         daemon
-//!    |-- Request{target, cmd} ------>|
+//!    |-- Request::Run{target, cmd} ->|
 //!    |<-- Progress{answered, of} ----|   zero or more, for `all`
 //!    |<-- Done{answers, missing} ----|   or Error{message, code}; then close
 //! ```
@@ -44,12 +44,6 @@ pub enum Command {
     },
     /// Which cluster keys the node holds (fingerprints).
     Keys,
-    /// Local only: the whole table once ([`Reply::Table`]), then every change
-    /// as it happens ([`Reply::Changed`]) until the client hangs up.
-    Watch,
-    /// Local only: membership changes as they happen ([`Reply::Event`])
-    /// until the client hangs up.
-    Events,
 }
 
 impl Command {
@@ -63,8 +57,6 @@ impl Command {
             Command::Info => "info",
             Command::Join { .. } => "join",
             Command::Forget { .. } => "forget",
-            Command::Watch => "watch",
-            Command::Events => "events",
             Command::Keys => "keys",
         }
     }
@@ -83,10 +75,28 @@ pub enum Target {
     All,
 }
 
-/// One request from the client; the daemon answers with [`Reply`] frames.
+/// What a client asks its daemon: the first and only frame it sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Run a command here, on one node or on all: answered with
+    /// [`Reply::Progress`] frames and one [`Reply::Done`] or
+    /// [`Reply::Error`].
+    Run(Run),
+    /// The whole table once ([`Reply::Table`]), then every change as it
+    /// happens ([`Reply::Changed`]) until the client hangs up or the daemon
+    /// stops ([`Reply::Bye`]). For `daust top`.
+    Watch,
+    /// Membership changes as they happen ([`Reply::Event`]) until the
+    /// client hangs up or the daemon stops ([`Reply::Bye`]). For
+    /// `daust events`.
+    Events,
+}
+
+/// A command to run, and where: the part of a request that may travel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {
+pub struct Run {
     /// Where to run it.
     pub target: Target,
     /// What to run.
@@ -123,6 +133,12 @@ pub enum Reply {
         nodes: Vec<NodeView>,
         /// Nodes dropped from the table.
         removed: Vec<NodeId>,
+    },
+    /// To `events`: the stream is open; every event from now on follows.
+    /// Its first frame, so a client knows when it cannot miss one.
+    Subscribed {
+        /// The name of the node whose events these are.
+        name: String,
     },
     /// To `events`: one membership change.
     Event(Box<Event>),
