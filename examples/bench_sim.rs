@@ -48,6 +48,34 @@ fn frames(sim: &Sim) -> u64 {
         - sim.counters.by_type.get("pong").copied().unwrap_or(0)
 }
 
+/// The simulated network: a root, N/20 hypervisors with cross links, VMs
+/// under them; returns it and the number of hypervisors.
+fn build(n: usize) -> (Sim, usize) {
+    let mut sim = Sim::new(n as u64, NetConfig::default());
+    let hv = (n / 20).max(2);
+    let mut rng = 0x9e37u64;
+    let mut next = |m: usize| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) as usize % m.max(1)
+    };
+    sim.add_node(Config::default(), &[]);
+    for i in 1..hv {
+        let mut keys = vec![next(i)];
+        if i > 4 && i % 3 == 0 {
+            keys.push(next(i));
+        }
+        keys.dedup();
+        sim.add_node(Config::default(), &keys);
+    }
+    for _ in hv..n - 1 {
+        let k = 1 + next(hv - 1);
+        sim.add_node(Config::default(), &[k]);
+    }
+    (sim, hv)
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -77,28 +105,7 @@ fn main() {
         }
         let wall = Instant::now();
         let rss0 = rss_kib();
-        let mut sim = Sim::new(n as u64, NetConfig::default());
-        let hv = (n / 20).max(2);
-        let mut rng = 0x9e37u64;
-        let mut next = |m: usize| {
-            rng = rng
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (rng >> 33) as usize % m.max(1)
-        };
-        sim.add_node(Config::default(), &[]);
-        for i in 1..hv {
-            let mut keys = vec![next(i)];
-            if i > 4 && i % 3 == 0 {
-                keys.push(next(i));
-            }
-            keys.dedup();
-            sim.add_node(Config::default(), &keys);
-        }
-        for _ in hv..n - 1 {
-            let k = 1 + next(hv - 1);
-            sim.add_node(Config::default(), &[k]);
-        }
+        let (mut sim, hv) = build(n);
         // Progress on stderr: at 10,000 a run takes a while.
         let phase = |what: &str| eprintln!("N={n}: {what} ({:.0} s)", wall.elapsed().as_secs_f64());
         phase("network built, forming");
@@ -156,6 +163,11 @@ fn main() {
         println!("{row}");
         rows.push(row);
     }
+    print_table(&rows);
+}
+
+/// The rows as a table, after their JSON lines.
+fn print_table(rows: &[serde_json::Value]) {
     println!(
         "\n{:>6} {:>10} {:>12} {:>9} {:>11} {:>9} {:>11} {:>9} {:>11} {:>10} {:>7}",
         "N",

@@ -7,6 +7,10 @@
 //! everything between the two sides, so links die by heartbeat timeout as
 //! they would on a real network. A crashed process closes its sockets (the
 //! peers see the link drop); a frozen one goes silent.
+//!
+//! Why this file is long: the network's events, links, faults (cuts,
+//! stalls, freezes, crashes, skew) and the carrying out of every engine
+//! action are one discrete-event loop over one queue.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 

@@ -264,28 +264,7 @@ fn ten_containers_phone_home_and_nothing_is_lost() {
         t0.elapsed().as_millis()
     );
 
-    // Cut from the network: unreachable; back: alive with the same id.
-    let id7 = table(&host)["ct07"].2.clone();
-    let t0 = Instant::now();
-    must(&["network", "disconnect", &net, &ids[7]]);
-    assert!(wait_for(DEADLINE, || table(&host)
-        .get("ct07")
-        .is_some_and(|x| x.0 == "unreachable")));
-    eprintln!("network disconnect seen in {} ms", t0.elapsed().as_millis());
-    let t0 = Instant::now();
-    must(&["network", "connect", &net, &ids[7]]);
-    assert!(
-        wait_for(Duration::from_secs(40), || table(&host)
-            .get("ct07")
-            .is_some_and(|x| x.0 == "alive")),
-        "{:?}",
-        table(&host)
-    );
-    eprintln!(
-        "reconnected and alive again in {} ms",
-        t0.elapsed().as_millis()
-    );
-    assert_eq!(table(&host)["ct07"].2, id7, "same id after the reconnect");
+    disconnect_and_reconnect(&host, &net, &ids[7], "ct07");
 
     // all stop: every running container exits with status 0.
     let o = host.client(&["all", "stop"]);
@@ -307,6 +286,32 @@ fn ten_containers_phone_home_and_nothing_is_lost() {
             "container {i}"
         );
     }
+}
+
+/// Cut a container from the network: unreachable; back: alive with the
+/// same id.
+fn disconnect_and_reconnect(host: &Daemon, net: &str, id: &str, name: &str) {
+    let node_id = table(host)[name].2.clone();
+    let t0 = Instant::now();
+    must(&["network", "disconnect", net, id]);
+    assert!(wait_for(DEADLINE, || table(host)
+        .get(name)
+        .is_some_and(|x| x.0 == "unreachable")));
+    eprintln!("network disconnect seen in {} ms", t0.elapsed().as_millis());
+    let t0 = Instant::now();
+    must(&["network", "connect", net, id]);
+    assert!(
+        wait_for(Duration::from_secs(40), || table(host)
+            .get(name)
+            .is_some_and(|x| x.0 == "alive")),
+        "{:?}",
+        table(host)
+    );
+    eprintln!(
+        "reconnected and alive again in {} ms",
+        t0.elapsed().as_millis()
+    );
+    assert_eq!(table(host)[name].2, node_id, "same id after the reconnect");
 }
 
 /// Two hypervisors on a shared network, each with three VMs on a private

@@ -1,6 +1,9 @@
 //! Operating daust: `daust events`, `--on-event` hooks, `/metrics`,
 //! `trace all --dot`, and the install script, over real daemons on
 //! 127.77.x.y (this file's own addresses).
+//!
+//! Why this file is long: each operator-facing feature has one scenario
+//! over real daemons, and they share the event-stream and pipe helpers.
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! One test per bug a user hit, named after the symptom; each fails
 //! without its fix. Real daemons take 127.0.20.x and up; simulations are
 //! seeded and replay exactly.
+//!
+//! Why this file is long: one test per bug, by design; they share the
+//! harness helpers at the top.
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! Deterministic simulations of many engines, named after the fault they
 //! inject. Every run is seeded: a failure replays exactly.
+//!
+//! Why this file is long: one simulation per fault, sharing the
+//! hierarchy builder and the ask/converge helpers at the top.
 
 use daust::engine::Config;
 use daust::sim::{NetConfig, Sim};

@@ -110,47 +110,67 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
 
 /// Parses the words after the program name.
 pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
-    let mut p = Phrase {
-        action: Action::Help(None),
-        target: Target::Local,
-        json: false,
-        timeout: DEFAULT_TIMEOUT,
-        state_dir: None,
-        socket: None,
-        verbose: 0,
-        once: false,
-        width: None,
-        dot: false,
+    let mut ps = Parser {
+        p: Phrase {
+            action: Action::Help(None),
+            target: Target::Local,
+            json: false,
+            timeout: DEFAULT_TIMEOUT,
+            state_dir: None,
+            socket: None,
+            verbose: 0,
+            once: false,
+            width: None,
+            dot: false,
+        },
+        cmd: None,
+        help: false,
     };
-    let mut cmd: Option<Action> = None;
-    let mut help = false;
-    let mut it = args.iter().peekable();
-    let set_target = |p: &mut Phrase, t: Target, word: &str| -> Result<(), UsageError> {
-        if p.target != Target::Local {
-            return Err(UsageError(format!("{word:?}: a target was already given")));
-        }
-        p.target = t;
-        Ok(())
-    };
+    let mut it = args.iter();
     while let Some(w) = it.next() {
-        let mut value = |name: &str| -> Result<String, UsageError> {
-            it.next()
-                .cloned()
-                .ok_or_else(|| UsageError(format!("{name} needs a value")))
-        };
+        if w.starts_with('-') && w.len() > 1 {
+            ps.option(w, &mut it)?;
+        } else {
+            ps.word(w, &mut it)?;
+        }
+    }
+    ps.finish()
+}
+
+/// The phrase so far, while its words are read.
+struct Parser {
+    p: Phrase,
+    cmd: Option<Action>,
+    help: bool,
+}
+
+impl Parser {
+    /// An option (`--json`, `--timeout 2s`, `--timeout=2s`, ...).
+    fn option<'a>(
+        &mut self,
+        w: &str,
+        it: &mut impl Iterator<Item = &'a String>,
+    ) -> Result<(), UsageError> {
         let (flag, inline) = match w.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (w.as_str(), None),
+            _ => (w, None),
         };
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| UsageError(format!("{name} needs a value"))),
+            }
+        };
+        let p = &mut self.p;
         match flag {
             "--json" => p.json = true,
             "--dot" => p.dot = true,
             "--once" => p.once = true,
             "--width" => {
-                let v = match inline {
-                    Some(v) => v,
-                    None => value("--width")?,
-                };
+                let v = value("--width")?;
                 let w: u16 = v
                     .parse()
                     .map_err(|_| UsageError(format!("--width {v:?}: want a number of columns")))?;
@@ -161,130 +181,143 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
             }
             "-v" | "--verbose" => p.verbose += 1,
             "-vv" => p.verbose += 2,
-            "-h" | "--help" => help = true,
-            "-V" | "--version" => cmd = Some(Action::Version),
+            "-h" | "--help" => self.help = true,
+            "-V" | "--version" => self.cmd = Some(Action::Version),
             "--timeout" | "-t" => {
-                let v = match inline {
-                    Some(v) => v,
-                    None => value("--timeout")?,
-                };
-                p.timeout = crate::time::parse_duration(&v)
+                p.timeout = crate::time::parse_duration(&value("--timeout")?)
                     .map_err(|e| UsageError(format!("--timeout: {e}")))?;
                 if p.timeout.is_zero() {
                     return Err(UsageError("--timeout: must be more than 0".into()));
                 }
             }
-            "--state-dir" => {
-                p.state_dir = Some(PathBuf::from(match inline {
-                    Some(v) => v,
-                    None => value("--state-dir")?,
-                }))
-            }
-            "--socket" => {
-                p.socket = Some(PathBuf::from(match inline {
-                    Some(v) => v,
-                    None => value("--socket")?,
-                }))
-            }
-            f if f.starts_with('-') && f.len() > 1 => {
-                return Err(UsageError(format!("unknown option {w:?}")))
-            }
+            "--state-dir" => p.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "--socket" => p.socket = Some(PathBuf::from(value("--socket")?)),
+            _ => return Err(UsageError(format!("unknown option {w:?}"))),
+        }
+        Ok(())
+    }
+
+    fn set_target(&mut self, t: Target, word: &str) -> Result<(), UsageError> {
+        if self.p.target != Target::Local {
+            return Err(UsageError(format!("{word:?}: a target was already given")));
+        }
+        self.p.target = t;
+        Ok(())
+    }
+
+    /// A word: `remote X`, `all`, the command, or what follows it.
+    fn word<'a>(
+        &mut self,
+        word: &str,
+        it: &mut impl Iterator<Item = &'a String>,
+    ) -> Result<(), UsageError> {
+        match word {
             "remote" => {
                 let t = it.next().ok_or_else(|| {
                     UsageError(
                         "\"remote\" needs a target: a node name, id prefix or address".into(),
                     )
                 })?;
-                set_target(&mut p, Target::Remote(t.clone()), "remote")?;
+                self.set_target(Target::Remote(t.clone()), "remote")
             }
-            "all" => set_target(&mut p, Target::All, "all")?,
-            word => {
-                if cmd.is_some() {
-                    // `trace X` is `trace remote X`.
-                    if matches!(cmd, Some(Action::Run(Command::Trace))) && p.target == Target::Local
-                    {
-                        p.target = Target::Remote(word.to_string());
-                        continue;
-                    }
-                    if let Some(Action::Help(None)) = cmd {
-                        cmd = Some(Action::Help(Some(word.to_string())));
-                        continue;
-                    }
-                    let is_command = COMMANDS.iter().any(|(w, _, _)| *w == word);
-                    return Err(UsageError(match &cmd {
-                        Some(Action::Run(c)) if !is_command && p.target == Target::Local => {
-                            format!(
-                                "unexpected word {word:?}; to run {} on {word}: daust remote {word} {}",
-                                c.word(),
-                                c.word()
-                            )
-                        }
-                        _ => format!("unexpected word {word:?}: one command at a time"),
-                    }));
-                }
-                cmd = Some(match word {
-                    "ping" => Action::Run(Command::Ping),
-                    "list" | "ls" => Action::Run(Command::List),
-                    "trace" => Action::Run(Command::Trace),
-                    "info" => Action::Run(Command::Info),
-                    "stop" => Action::Run(Command::Stop),
-                    "help" => Action::Help(None),
-                    "top" => Action::Top,
-                    "events" => Action::Events,
-                    "keygen" => Action::Keygen,
-                    "keys" => Action::Run(Command::Keys),
-                    "join" => {
-                        let addr = it.next().ok_or_else(|| {
-                            UsageError("\"join\" needs an address: join HOST[:PORT]".into())
-                        })?;
-                        Action::Run(Command::Join { addr: addr.clone() })
-                    }
-                    "forget" => {
-                        let node = it.next().ok_or_else(|| {
-                            UsageError("\"forget\" needs a node: forget NAME".into())
-                        })?;
-                        Action::Run(Command::Forget { node: node.clone() })
-                    }
-                    other => return Err(UsageError(format!("unknown command {other:?}"))),
-                });
+            "all" => self.set_target(Target::All, "all"),
+            _ if self.cmd.is_some() => self.after_command(word),
+            _ => {
+                self.cmd = Some(command(word, it)?);
+                Ok(())
             }
         }
     }
-    p.action = match (help, cmd) {
-        (true, Some(Action::Run(c))) => Action::Help(Some(c.word().to_string())),
-        (true, Some(Action::Top)) => Action::Help(Some("top".into())),
-        (true, Some(Action::Events)) => Action::Help(Some("events".into())),
-        (true, Some(Action::Keygen)) => Action::Help(Some("keygen".into())),
-        (true, _) => Action::Help(None),
-        (false, Some(Action::Top)) if p.target != Target::Local => {
-            return Err(UsageError(
-                "\"top\" shows the local daemon's view: no remote or all".into(),
-            ))
+
+    /// A word after the command: `trace X`, `help X`, or a mistake.
+    fn after_command(&mut self, word: &str) -> Result<(), UsageError> {
+        // `trace X` is `trace remote X`.
+        if matches!(self.cmd, Some(Action::Run(Command::Trace))) && self.p.target == Target::Local {
+            self.p.target = Target::Remote(word.to_string());
+            return Ok(());
         }
-        (false, Some(Action::Events)) if p.target != Target::Local => {
-            return Err(UsageError(
-                "\"events\" streams what the local daemon sees: no remote or all".into(),
-            ))
+        if let Some(Action::Help(None)) = self.cmd {
+            self.cmd = Some(Action::Help(Some(word.to_string())));
+            return Ok(());
         }
-        (false, Some(Action::Keygen)) if p.target != Target::Local => {
-            return Err(UsageError(
-                "\"keygen\" makes a key here, with no daemon: no remote or all".into(),
-            ))
-        }
-        (false, Some(a)) => {
-            if p.dot && (a != Action::Run(Command::Trace) || p.target != Target::All || p.json) {
-                return Err(UsageError(
-                    "--dot goes with \"trace all\" (and not with --json)".into(),
-                ));
+        let is_command = COMMANDS.iter().any(|(w, _, _)| *w == word);
+        Err(UsageError(match &self.cmd {
+            Some(Action::Run(c)) if !is_command && self.p.target == Target::Local => format!(
+                "unexpected word {word:?}; to run {} on {word}: daust remote {word} {}",
+                c.word(),
+                c.word()
+            ),
+            _ => format!("unexpected word {word:?}: one command at a time"),
+        }))
+    }
+
+    /// The phrase as a whole: help wins; local-only commands take no
+    /// target; options that go with one command only.
+    fn finish(self) -> Result<Phrase, UsageError> {
+        let mut p = self.p;
+        let local_only = |what: &str| Err(UsageError(format!("{what}: no remote or all")));
+        p.action = match (self.help, self.cmd) {
+            (true, Some(Action::Run(c))) => Action::Help(Some(c.word().to_string())),
+            (true, Some(Action::Top)) => Action::Help(Some("top".into())),
+            (true, Some(Action::Events)) => Action::Help(Some("events".into())),
+            (true, Some(Action::Keygen)) => Action::Help(Some("keygen".into())),
+            (true, _) => Action::Help(None),
+            (false, Some(Action::Top)) if p.target != Target::Local => {
+                return local_only("\"top\" shows the local daemon's view")
             }
-            if (p.once || p.width.is_some()) && a != Action::Top {
-                return Err(UsageError("--once and --width go with \"top\"".into()));
+            (false, Some(Action::Events)) if p.target != Target::Local => {
+                return local_only("\"events\" streams what the local daemon sees")
             }
-            a
-        }
-        (false, None) => return Err(UsageError("no command given".into())),
+            (false, Some(Action::Keygen)) if p.target != Target::Local => {
+                return local_only("\"keygen\" makes a key here, with no daemon")
+            }
+            (false, Some(a)) => {
+                if p.dot && (a != Action::Run(Command::Trace) || p.target != Target::All || p.json)
+                {
+                    return Err(UsageError(
+                        "--dot goes with \"trace all\" (and not with --json)".into(),
+                    ));
+                }
+                if (p.once || p.width.is_some()) && a != Action::Top {
+                    return Err(UsageError("--once and --width go with \"top\"".into()));
+                }
+                a
+            }
+            (false, None) => return Err(UsageError("no command given".into())),
+        };
+        Ok(p)
+    }
+}
+
+/// The command a word names, with its argument if it takes one.
+fn command<'a>(
+    word: &str,
+    it: &mut impl Iterator<Item = &'a String>,
+) -> Result<Action, UsageError> {
+    let mut arg = |what: &str| {
+        it.next()
+            .cloned()
+            .ok_or_else(|| UsageError(format!("\"{word}\" needs {what}")))
     };
-    Ok(p)
+    Ok(match word {
+        "ping" => Action::Run(Command::Ping),
+        "list" | "ls" => Action::Run(Command::List),
+        "trace" => Action::Run(Command::Trace),
+        "info" => Action::Run(Command::Info),
+        "stop" => Action::Run(Command::Stop),
+        "help" => Action::Help(None),
+        "top" => Action::Top,
+        "events" => Action::Events,
+        "keygen" => Action::Keygen,
+        "keys" => Action::Run(Command::Keys),
+        "join" => Action::Run(Command::Join {
+            addr: arg("an address: join HOST[:PORT]")?,
+        }),
+        "forget" => Action::Run(Command::Forget {
+            node: arg("a node: forget NAME")?,
+        }),
+        other => return Err(UsageError(format!("unknown command {other:?}"))),
+    })
 }
 
 /// The usage text.

@@ -209,7 +209,28 @@ pub fn render(p: &Page) -> String {
         "Round-trip time of each live link, as last measured.",
         &rtts,
     );
-    let counters: [(&str, &str, &AtomicU64); 9] = [
+    for (name, help, c) in counters(p.hooks) {
+        let value = c.load(Ordering::Relaxed).to_string();
+        metric(name, "counter", help, &[(String::new(), value)]);
+    }
+    metric(
+        "daust_floods_total",
+        "counter",
+        "Announcements and commands this node passed to all its links.",
+        &[(String::new(), p.floods.to_string())],
+    );
+    metric(
+        "daust_uptime_seconds",
+        "gauge",
+        "Seconds since this daemon started.",
+        &[(String::new(), p.info.uptime_secs.to_string())],
+    );
+    s
+}
+
+/// The counters: name, help, value.
+fn counters(hooks: &HookStats) -> [(&'static str, &'static str, &AtomicU64); 9] {
+    [
         (
             "daust_frames_received_total",
             "Frames received on all links.",
@@ -243,36 +264,19 @@ pub fn render(p: &Page) -> String {
         (
             "daust_hook_runs_total",
             "Event hook runs finished.",
-            &p.hooks.runs,
+            &hooks.runs,
         ),
         (
             "daust_hook_failures_total",
             "Event hook runs that failed or timed out.",
-            &p.hooks.failures,
+            &hooks.failures,
         ),
         (
             "daust_hook_events_dropped_total",
             "Events a hook lost for being too far behind.",
-            &p.hooks.dropped,
+            &hooks.dropped,
         ),
-    ];
-    for (name, help, c) in counters {
-        let value = c.load(Ordering::Relaxed).to_string();
-        metric(name, "counter", help, &[(String::new(), value)]);
-    }
-    metric(
-        "daust_floods_total",
-        "counter",
-        "Announcements and commands this node passed to all its links.",
-        &[(String::new(), p.floods.to_string())],
-    );
-    metric(
-        "daust_uptime_seconds",
-        "gauge",
-        "Seconds since this daemon started.",
-        &[(String::new(), p.info.uptime_secs.to_string())],
-    );
-    s
+    ]
 }
 
 /// Binds the metrics listener (before the daemon reports itself ready).

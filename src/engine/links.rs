@@ -1,12 +1,26 @@
-//! Links: handshakes, duplicate links, heartbeats and RTT, digest sync,
-//! timeouts, and redialling with backoff.
+//! Links: handshakes, duplicate links, heartbeats and RTT, digest sync and
+//! timeouts. Dialling and redialling are in [`super::dials`].
+//!
+//! Why this file is long: a link's life (handshake, dedup, digest,
+//! heartbeats, the lossy-path rule, close) is one state machine over one
+//! struct; its timers and its frames need each other's fields.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{Action, Config, Engine, LinkId, LinkInfo, Now};
+use super::dials::DialState;
+use super::{Action, Config, Engine, LinkId, Now};
 use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, PROTO_MAJOR, PROTO_MINOR};
 use crate::wire::FrameError;
+
+/// Where a connection came from, as the daemon reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The address this side dialled, if it dialled.
+    pub dialled: Option<String>,
+    /// The other end's address (ip:port) as seen on the socket.
+    pub remote: String,
+}
 
 /// Entries per digest frame: keeps each frame far below the frame limit.
 pub const DIGEST_CHUNK: usize = 2000;
@@ -98,54 +112,6 @@ impl Link {
     }
 }
 
-/// The state of one address this node keeps dialling.
-#[derive(Debug)]
-pub struct Dial {
-    /// Redial it forever (`-k`, `join`, snapshot); else one attempt.
-    pub persistent: bool,
-    /// Where it stands.
-    pub state: DialState,
-    /// Current backoff, ms.
-    pub backoff_ms: u64,
-    /// The node found at this address last time.
-    pub peer: Option<NodeId>,
-    /// Whether a link to it ever came up.
-    pub ever_up: bool,
-}
-
-/// Where a [`Dial`] stands.
-#[derive(Debug, PartialEq, Eq)]
-pub enum DialState {
-    /// Dial at this time, ms.
-    Due(u64),
-    /// A connection attempt is under way.
-    Dialling,
-    /// Its link is up.
-    Up(LinkId),
-    /// The node behind it is linked another way (it dialled us).
-    Covered,
-}
-
-impl Dial {
-    /// When it must be dialled, if waiting.
-    pub fn due(&self) -> Option<u64> {
-        match self.state {
-            DialState::Due(t) => Some(t),
-            _ => None,
-        }
-    }
-}
-
-/// Normalises a dial address: a bare host gets the default port.
-pub fn dial_addr(addr: &str) -> String {
-    let (host, port) = super::table::split_addr(addr);
-    match port {
-        Some(_) => addr.to_string(),
-        None if host.contains(':') => format!("[{host}]:{}", crate::DEFAULT_PORT),
-        None => format!("{host}:{}", crate::DEFAULT_PORT),
-    }
-}
-
 impl Engine {
     /// A TCP connection is open (dialled by us if `info.dialled` is set).
     pub fn link_up(&mut self, now: Now, link: LinkId, info: LinkInfo) {
@@ -190,27 +156,6 @@ impl Engine {
             link,
             msg: PeerMsg::Hello(Box::new(hello)),
         });
-    }
-
-    /// A connection attempt to `addr` failed.
-    pub fn dial_failed(&mut self, now: Now, addr: &str, err: &str) {
-        self.now = now;
-        let Some(d) = self.dials.get_mut(addr) else {
-            return;
-        };
-        if d.state != DialState::Dialling {
-            return;
-        }
-        tracing::debug!(%addr, "dial failed: {err}");
-        if !d.persistent && !d.ever_up {
-            self.dials.remove(addr);
-        } else {
-            let delay = self.backoff(addr);
-            if let Some(d) = self.dials.get_mut(addr) {
-                d.state = DialState::Due(now.ms() + delay);
-            }
-        }
-        self.dial_resolved(addr, Err(format!("can't connect to {addr}: {err}")));
     }
 
     /// The transport shows the peer on `link` still sending although no
@@ -567,47 +512,6 @@ impl Engine {
         }
     }
 
-    /// Dials whose time has come.
-    pub(super) fn dial_timers(&mut self, ms: u64) {
-        if self.stopping.is_some() {
-            return;
-        }
-        for (addr, d) in self.dials.iter_mut() {
-            if d.due().is_some_and(|t| ms >= t) {
-                d.state = DialState::Dialling;
-                self.actions.push(Action::Dial { addr: addr.clone() });
-            }
-        }
-    }
-
-    /// Starts dialling `addr` unless it is already dialled.
-    pub(super) fn add_dial(&mut self, addr: &str, persistent: bool) -> String {
-        let addr = dial_addr(addr);
-        let ms = self.now.ms();
-        let min = self.cfg.redial_min_ms;
-        let d = self.dials.entry(addr.clone()).or_insert(Dial {
-            persistent,
-            state: DialState::Due(ms),
-            backoff_ms: min,
-            peer: None,
-            ever_up: false,
-        });
-        d.persistent |= persistent;
-        addr
-    }
-
-    /// The next redial delay for `addr`, with ±25 % jitter; doubles it.
-    fn backoff(&mut self, addr: &str) -> u64 {
-        let max = self.cfg.redial_max_ms;
-        let jitter = self.rng.unit();
-        let Some(d) = self.dials.get_mut(addr) else {
-            return max;
-        };
-        let base = d.backoff_ms;
-        d.backoff_ms = (base * 2).min(max);
-        ((base as f64) * (0.75 + 0.5 * jitter)) as u64
-    }
-
     /// The link's live round-trip time, µs.
     pub(super) fn link_rtt(&self, link: LinkId) -> Option<u32> {
         self.links.get(&link).and_then(|l| l.rtt_us)
@@ -621,7 +525,6 @@ impl Engine {
             .map(|(id, _)| *id)
     }
 
-    /// "name (addr)" of a link's peer, for logs.
     /// A link's peer for log lines: `name (address)`, or the address
     /// before the handshake.
     pub fn describe(&self, link: LinkId) -> String {

@@ -13,13 +13,17 @@
 //! times, forgetting, redialling with backoff, and routing commands to one
 //! node or flooding them to all.
 
+mod announce;
 mod commands;
 pub mod config;
+mod dials;
+mod forget;
 pub mod idmap;
 pub mod limits;
 mod links;
 mod news;
 pub mod rng;
+mod run;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -28,11 +32,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::ctl::{Reply, Status};
-use crate::wire::peer::{Announcement, Neighbor, NodeId, NodeRecord, PeerMsg, Version};
+use crate::wire::peer::{Announcement, NodeId, NodeRecord, PeerMsg, Version};
 
 pub use config::Config;
 use idmap::IdMap;
 use rng::Rng;
+
+use commands::first_mid;
+pub use links::LinkInfo;
 use table::Table;
 
 /// The daemon's handle for one TCP connection.
@@ -126,15 +133,6 @@ pub struct SnapNode {
     pub parent: Option<NodeId>,
 }
 
-/// Where a connection came from, as the daemon reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinkInfo {
-    /// The address this side dialled, if it dialled.
-    pub dialled: Option<String>,
-    /// The other end's address (ip:port) as seen on the socket.
-    pub remote: String,
-}
-
 /// The protocol state machine of one node.
 pub struct Engine {
     cfg: Config,
@@ -145,7 +143,7 @@ pub struct Engine {
     started: Now,
     table: Table,
     links: BTreeMap<LinkId, links::Link>,
-    dials: BTreeMap<String, links::Dial>,
+    dials: BTreeMap<String, dials::Dial>,
     pending: HashMap<u64, commands::Pending>,
     parked: Vec<commands::Parked>,
     /// The id of our next command. Peers remember `(origin, id)` of the
@@ -170,7 +168,7 @@ pub struct Engine {
     persist_at: Option<u64>,
     refresh_at: u64,
     housekeep_at: u64,
-    stopping: Option<commands::Stopping>,
+    stopping: Option<run::Stopping>,
     actions: Vec<Action>,
     now: Now,
     /// Messages passed to every link (for metrics).
@@ -392,127 +390,6 @@ impl Engine {
         self.check_stop();
     }
 
-    /// Our own announcement as it stands.
-    fn own_na(&self) -> Announcement {
-        let mut neighbors: Vec<Neighbor> = self
-            .links
-            .values()
-            .filter(|l| l.active)
-            .filter_map(|l| {
-                Some(Neighbor {
-                    id: l.peer?,
-                    rtt_us: l.rtt_us,
-                    seen_as: l.seen_as.clone(),
-                })
-            })
-            .collect();
-        neighbors.sort_by_key(|n| n.id);
-        neighbors.dedup_by_key(|n| n.id);
-        Announcement {
-            id: self.me,
-            version: self.version,
-            record: self.record.clone(),
-            neighbors: if self.left { Vec::new() } else { neighbors },
-            left: self.left,
-        }
-    }
-
-    /// Something in our announcement changed: re-announce after the debounce.
-    /// Leading edge: a change after a quiet spell goes out at once; more
-    /// changes within the debounce wait for its end and go out together.
-    fn schedule_announce(&mut self) {
-        if self.announce_at.is_none() {
-            let at = self.announced_ms + self.cfg.announce_debounce_ms;
-            self.announce_at = Some(at.max(self.now.ms()));
-        }
-    }
-
-    /// Originates a new version of our announcement and floods it.
-    fn announce(&mut self) {
-        self.announce_at = None;
-        self.announced_ms = self.now.ms();
-        self.refresh_at = self.now.ms() + self.cfg.refresh_ms;
-        self.version.seq += 1;
-        let na = Arc::new(self.own_na());
-        self.table.offer(Arc::clone(&na), self.now.wall_ms);
-        self.actions.push(Action::NodeChanged(self.me));
-        self.dirty_routes();
-        self.flood(None, PeerMsg::Na(na), true);
-        self.schedule_persist();
-    }
-
-    /// Sends `msg` on every established link but `except`. Forwarding for
-    /// others (`own == false`) is what a deadend never does.
-    fn flood(&mut self, except: Option<LinkId>, msg: PeerMsg, own: bool) {
-        if !own && self.cfg.deadend {
-            return;
-        }
-        self.floods += 1;
-        let targets: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(id, l)| l.active && Some(**id) != except)
-            .map(|(id, _)| *id)
-            .collect();
-        for link in targets {
-            self.actions.push(Action::Send {
-                link,
-                msg: msg.clone(),
-            });
-        }
-    }
-
-    /// An announcement arrived on `link`: stored if newer, and passed on.
-    fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
-        if self.accept_na(link, &na) {
-            self.flood(Some(link), PeerMsg::Na(na), false);
-        }
-    }
-
-    /// Stores an announcement that came on `link` if it is newer than the
-    /// one held (and allowed); returns whether it was. The copy in a
-    /// handshake goes only through here: the peer announces again as soon
-    /// as the link is up, with the link in it, so passing that copy on
-    /// would cost every node a frame saying nothing new a moment later.
-    fn accept_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
-        if na.id == self.me {
-            if na.version >= self.version {
-                // A copy of us from a previous life (clock went back, or the
-                // state dir was lost): move past it.
-                self.version = Version {
-                    inc: na.version.inc.max(self.version.inc) + 1,
-                    seq: 0,
-                };
-                self.announce();
-            }
-            return false;
-        }
-        if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
-            return false;
-        }
-        if let Err(why) = limits::check(na) {
-            tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
-            return false;
-        }
-        let new = !self.table.contains_key(&na.id);
-        if new && self.table.len() >= limits::MAX_NODES {
-            tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
-            return false;
-        }
-        let old = self.table.get(&na.id).map(|e| Arc::clone(&e.na));
-        if !self.table.offer(Arc::clone(na), self.now.wall_ms) {
-            return false;
-        }
-        if let Some(old) = old {
-            self.news_record(&old, na);
-        }
-        self.forgotten.remove(&na.id);
-        self.actions.push(Action::NodeChanged(na.id));
-        self.dirty_routes();
-        self.schedule_persist();
-        true
-    }
-
     /// The graph changed: recompute routes after the debounce, or sooner
     /// when something needs them.
     fn dirty_routes(&mut self) {
@@ -616,96 +493,6 @@ impl Engine {
             forgotten,
         }
     }
-
-    /// Drops nodes unreachable or gone for longer than `forget_after`.
-    fn forget_old(&mut self) {
-        if self.cfg.forget_after_ms == 0 {
-            return;
-        }
-        let now = self.now.wall_ms;
-        let old: Vec<NodeId> = self
-            .table
-            .values()
-            .filter(|e| {
-                e.status != Status::Alive
-                    && now.saturating_sub(e.last_seen_ms) > self.cfg.forget_after_ms
-            })
-            .map(|e| e.na.id)
-            .collect();
-        for id in old {
-            self.news_removed(id);
-            if let Some(e) = self.table.remove(&id) {
-                self.actions.push(Action::NodeRemoved(id));
-                tracing::info!(node = %e.na.record.name, "forgotten after {} s unseen", (now - e.last_seen_ms) / 1000);
-                self.forgotten.insert(id, e.na.version);
-                self.schedule_persist();
-            }
-        }
-    }
-
-    /// Removes `id` from the table for good (versions up to `version`) and
-    /// tells the neighbours. Returns false if the node is alive here.
-    fn forget(&mut self, id: NodeId, version: Version, from: Option<LinkId>) -> bool {
-        if self.forgotten.get(&id).is_some_and(|v| *v >= version) {
-            return true;
-        }
-        if self.forgotten.len() >= limits::MAX_NODES {
-            // Tombstones only keep stale copies out; the oldest can go.
-            let drop: Vec<NodeId> = self
-                .forgotten
-                .keys()
-                .take(limits::MAX_NODES / 16)
-                .copied()
-                .collect();
-            for k in drop {
-                self.forgotten.remove(&k);
-            }
-        }
-        if id == self.me {
-            if from.is_some() && version >= self.version {
-                // Forgotten somewhere while alive (a partition): announce a
-                // newer version, which every tombstone lets through.
-                self.announce();
-            }
-            return false;
-        }
-        if let Some(e) = self.table.get(&id) {
-            if e.na.version > version {
-                return false;
-            }
-            if e.status == Status::Alive {
-                // Alive as far as we know, which may be stale (a snapshot
-                // just loaded): drop it if it turns out unreachable; pass
-                // the word on, once, so that the node itself hears of it
-                // and re-announces if it lives.
-                if self.contested.get(&id).is_some_and(|c| *c >= version) {
-                    return false;
-                }
-                self.contested.insert(id, version);
-                self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
-                return false;
-            }
-            self.news_removed(id);
-            self.table.remove(&id);
-            self.actions.push(Action::NodeRemoved(id));
-        }
-        self.contested.remove(&id);
-        self.forgotten.insert(id, version);
-        self.dirty_routes();
-        self.schedule_persist();
-        self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
-        true
-    }
-}
-
-/// Where a run's command ids start. Nothing a restart keeps or loses can
-/// make two runs collide: not a counter in the state dir (lost with it, or
-/// restored from a backup), not the clock (set back). A random start from
-/// the run's seed makes it as unlikely as two random 64-bit numbers falling
-/// within a few thousand of each other; the incarnation is mixed in so that
-/// a seed reused by a test still moves on across restarts.
-fn first_mid(rng: &mut Rng, inc: u64) -> u64 {
-    rng.next_u64() ^ inc.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 #[cfg(test)]

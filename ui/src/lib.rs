@@ -9,6 +9,10 @@
 //!
 //! - this file: the model ([`Node`], [`App`]) and the update ([`App::key`]).
 //! - [`view`]: the rows of the tree or the flat list, and [`draw`].
+//!
+//! Why this file is long: the model and every key's effect on it are the
+//! update function of one state; splitting keys from the state would only
+//! spread one `match` over two files.
 
 mod view;
 

@@ -1,5 +1,9 @@
 //! The view: which rows show (tree or flat, filtered, folded, sorted), which
 //! columns fit, and drawing them.
+//!
+//! Why this file is long: one screen's drawing (header, table, status,
+//! key bar, and the details, help and confirm popups over it) shares its
+//! layout and styles; the row logic it draws is at the top.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,5 +1,10 @@
 //! The node table (link-state database) and what is computed from it: the
 //! graph, the shortest-path tree, next hops, statuses and last-seen times.
+//!
+//! Why this file is long: the dense table keeps several invariants at once
+//! (slots and the id index, neighbour runs and their staleness, the
+//! fingerprint, the alive count); every method that changes an entry must
+//! keep all of them, so they stay side by side. Its tests are in `tests`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -76,6 +81,25 @@ fn some(x: u32) -> Option<u32> {
 /// An RTT as the `u32` fields hold it (`NONE`: not measured).
 fn rtt_code(r: Option<u32>) -> u32 {
     r.map_or(NONE, |r| r.min(NONE - 1))
+}
+
+/// How the search reached a slot: hops, parent, first hop, RTT along the
+/// tree ([`NONE`] where not).
+#[derive(Clone, Copy)]
+struct Found {
+    hops: u32,
+    parent: u32,
+    first: u32,
+    rtt: u32,
+}
+
+impl Found {
+    const UNSEEN: Found = Found {
+        hops: NONE,
+        parent: NONE,
+        first: NONE,
+        rtt: NONE,
+    };
 }
 
 /// A status change found by [`Table::recompute`].
@@ -369,21 +393,13 @@ impl Table {
         let Some(&root) = self.slots.get(&me) else {
             return (Vec::new(), Vec::new());
         };
-        // Per slot reached: hops, parent, first hop, RTT along the tree.
-        #[derive(Clone, Copy)]
-        struct Found {
-            hops: u32,
-            parent: u32,
-            first: u32,
-            rtt: u32,
-        }
-        let unseen = Found {
-            hops: NONE,
-            parent: NONE,
-            first: NONE,
-            rtt: NONE,
-        };
         self.refresh_adj();
+        let found = self.search(root, my_links);
+        self.apply(root, &found, now_ms)
+    }
+
+    /// The breadth-first search: how each slot is reached, if it is.
+    fn search(&self, root: u32, my_links: &[(NodeId, Option<u32>)]) -> Vec<Found> {
         let sum = |a: u32, b: u32| {
             if a == NONE || b == NONE {
                 NONE
@@ -391,7 +407,7 @@ impl Table {
                 a.saturating_add(b).min(NONE - 1)
             }
         };
-        let mut found = vec![unseen; self.entries.len()];
+        let mut found = vec![Found::UNSEEN; self.entries.len()];
         let mut queue = VecDeque::new();
         found[root as usize] = Found {
             hops: 0,
@@ -437,6 +453,12 @@ impl Table {
                 }
             }
         }
+        found
+    }
+
+    /// Sets every entry's status and place from the search; returns the
+    /// status changes and the nodes that moved in the tree.
+    fn apply(&mut self, root: u32, found: &[Found], now_ms: u64) -> (Vec<Change>, Vec<NodeId>) {
         let mut changes = Vec::new();
         let mut moved = Vec::new();
         self.alive = 0;
@@ -642,356 +664,4 @@ pub fn split_addr(s: &str) -> (&str, Option<u16>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::peer::{Neighbor, NodeRecord};
-
-    fn na(id: u128, neighbors: &[u128]) -> Announcement {
-        Announcement {
-            id: NodeId(id),
-            version: Version { inc: 1, seq: 1 },
-            record: NodeRecord {
-                name: "a".into(),
-                internal_ip: None,
-                addrs: vec![],
-                public_ip: None,
-                port: 4040,
-                kind: "vm".into(),
-                tags: Default::default(),
-                version: String::new(),
-                os: String::new(),
-                started_ms: 0,
-                deadend: false,
-            },
-            neighbors: neighbors
-                .iter()
-                .map(|&n| Neighbor {
-                    id: NodeId(n),
-                    rtt_us: Some(100),
-                    seen_as: None,
-                })
-                .collect(),
-            left: false,
-        }
-    }
-
-    #[test]
-    fn offer_keeps_neighbours_in_id_order() {
-        let mut t = Table::default();
-        assert!(t.offer(Arc::new(na(1, &[9, 3, 5])), 0));
-        let ids: Vec<u128> = t
-            .get(&NodeId(1))
-            .expect("stored")
-            .na
-            .neighbors
-            .iter()
-            .map(|n| n.id.0)
-            .collect();
-        assert_eq!(ids, [3, 5, 9]);
-    }
-
-    /// A chain 1 - 2 - 3 - 4 seen from 1: hops, parents, first hops and
-    /// RTTs; then dropping 2 (an entry in the middle of the vector) must
-    /// leave every reference right: 3 loses its parent, 4 (moved into the
-    /// freed slot) is still found by id and still 3's child.
-    #[test]
-    fn tree_survives_removing_a_middle_entry() {
-        let mut t = Table::default();
-        for (id, nb) in [(1, &[2][..]), (2, &[1, 3]), (3, &[2, 4]), (4, &[3])] {
-            t.offer(Arc::new(na(id, nb)), 0);
-        }
-        let (changes, _) = t.recompute(NodeId(1), &[(NodeId(2), Some(100))], 5);
-        assert_eq!(changes.len(), 4, "all four become alive: {changes:?}");
-        let e4 = t.get(&NodeId(4)).expect("4 known");
-        assert_eq!(e4.hops(), Some(3));
-        assert_eq!(e4.rtt_us(), Some(300));
-        assert_eq!(t.parent(e4), Some(NodeId(3)));
-        assert_eq!(t.next_hop(&NodeId(4)), Some(NodeId(2)));
-        assert_eq!(t.next_hop(&NodeId(1)), None);
-
-        assert!(t.remove(&NodeId(2)).is_some());
-        assert_eq!(t.len(), 3);
-        assert!(t.get(&NodeId(2)).is_none());
-        let e3 = t.get(&NodeId(3)).expect("3 known");
-        assert_eq!(t.parent(e3), None, "its parent is gone");
-        let e4 = t.get(&NodeId(4)).expect("4 still found by id");
-        assert_eq!(e4.na.id, NodeId(4));
-        assert_eq!(t.parent(e4), Some(NodeId(3)));
-        assert_eq!(t.next_hop(&NodeId(4)), None, "the first hop is gone");
-
-        // Without 2, 3 and 4 are cut off; they keep 4's parent.
-        let (changes, _) = t.recompute(NodeId(1), &[], 6);
-        let down: Vec<u128> = changes.iter().map(|c| c.id.0).collect();
-        assert_eq!(down, [3, 4]);
-        let e4 = t.get(&NodeId(4)).expect("4 known");
-        assert_eq!((e4.status, e4.hops()), (Status::Unreachable, None));
-        assert_eq!(t.parent(e4), Some(NodeId(3)));
-        assert_eq!(t.remove(&NodeId(2)).map(|e| e.na.id), None);
-    }
-
-    /// Same versions of the same nodes, in any order: same fingerprint;
-    /// a newer version or a missing node changes it; alive counts follow
-    /// recomputes and removals.
-    #[test]
-    fn fingerprint_and_alive_count_follow_the_entries() {
-        let (mut a, mut b) = (Table::default(), Table::default());
-        for (id, nb) in [(1, &[2][..]), (2, &[1, 3]), (3, &[2])] {
-            a.offer(Arc::new(na(id, nb)), 0);
-        }
-        for (id, nb) in [(3, &[2][..]), (1, &[2]), (2, &[1, 3])] {
-            b.offer(Arc::new(na(id, nb)), 0);
-        }
-        assert_eq!(a.fingerprint(), b.fingerprint());
-        let mut newer = na(3, &[2]);
-        newer.version.seq += 1;
-        assert!(b.offer(Arc::new(newer.clone()), 0));
-        assert_ne!(a.fingerprint(), b.fingerprint());
-        assert!(a.offer(Arc::new(newer), 0));
-        assert_eq!(a.fingerprint(), b.fingerprint());
-
-        assert_eq!(a.alive_count(), 0);
-        a.recompute(NodeId(1), &[(NodeId(2), None)], 1);
-        assert_eq!(a.alive_count(), 3);
-        let before = a.fingerprint();
-        a.remove(&NodeId(3));
-        assert_eq!(a.alive_count(), 2);
-        assert_ne!(a.fingerprint(), before);
-        b.remove(&NodeId(3));
-        assert_eq!(a.fingerprint(), b.fingerprint());
-    }
-
-    /// Neighbours are looked up once per announcement: a newer version
-    /// that drops a link (no node added or removed) must still change the
-    /// tree, and one that restores it must bring it back.
-    #[test]
-    fn a_changed_announcement_changes_the_tree() {
-        let mut t = Table::default();
-        for (id, nb) in [(1, &[2][..]), (2, &[1, 3]), (3, &[2, 4]), (4, &[3])] {
-            t.offer(Arc::new(na(id, nb)), 0);
-        }
-        let links = [(NodeId(2), Some(100))];
-        t.recompute(NodeId(1), &links, 1);
-        assert_eq!(t.alive_count(), 4);
-        let mut v = 1;
-        let mut set = |t: &mut Table, nb: &[u128]| {
-            let mut a = na(3, nb);
-            v += 1;
-            a.version.seq = v;
-            assert!(t.offer(Arc::new(a), 2));
-            t.recompute(NodeId(1), &links, 2)
-        };
-        let (changes, _) = set(&mut t, &[2]);
-        assert_eq!(changes.iter().map(|c| c.id.0).collect::<Vec<_>>(), [4]);
-        assert_eq!(
-            t.get(&NodeId(4)).map(|e| e.status),
-            Some(Status::Unreachable)
-        );
-        let (changes, _) = set(&mut t, &[2, 4]);
-        assert_eq!(
-            changes.iter().map(|c| (c.id.0, c.to)).collect::<Vec<_>>(),
-            [(4, Status::Alive)]
-        );
-        // Many versions later the lookups are compacted, not grown for ever.
-        for _ in 0..100 {
-            set(&mut t, &[2, 4]);
-        }
-        assert!(t.adj.len() <= 4 * 6, "adjacency grew to {}", t.adj.len());
-        assert_eq!(t.get(&NodeId(4)).and_then(|e| e.hops()), Some(3));
-    }
-
-    /// The table against the plainest model of what it computes: maps of
-    /// ids, the breadth-first search written out, on random sequences of
-    /// announcements (new versions with any neighbours, deadend or left),
-    /// removals and recomputes. Slots, neighbour runs (stale, rebuilt,
-    /// compacted), fingerprints and alive counts must never make a
-    /// difference a user could see.
-    mod model {
-        use super::*;
-        use proptest::prelude::*;
-        use std::collections::{BTreeMap, BTreeSet};
-
-        #[derive(Clone, Debug)]
-        enum Op {
-            Offer {
-                id: u128,
-                neighbors: Vec<(u128, Option<u32>)>,
-                deadend: bool,
-                left: bool,
-            },
-            Remove(u128),
-            Recompute(Vec<(u128, Option<u32>)>),
-        }
-
-        const ME: u128 = 1;
-
-        fn op() -> impl Strategy<Value = Op> {
-            let links =
-                proptest::collection::vec((1u128..9, proptest::option::of(1u32..100)), 0..5);
-            prop_oneof![
-                4 => (1u128..9, links.clone(), proptest::bool::weighted(0.1), proptest::bool::weighted(0.1))
-                    .prop_map(|(id, neighbors, deadend, left)| Op::Offer { id, neighbors, deadend, left }),
-                1 => (2u128..9).prop_map(Op::Remove),
-                3 => links.prop_map(Op::Recompute),
-            ]
-        }
-
-        /// What the model keeps per node.
-        #[derive(Clone, Debug, Default)]
-        struct M {
-            neighbors: BTreeMap<u128, Option<u32>>,
-            leaf: bool,
-            left: bool,
-            version: Version,
-            status: Option<Status>,
-            parent: Option<u128>,
-            hops: Option<u32>,
-            next_hop: Option<u128>,
-            rtt: Option<u32>,
-        }
-
-        fn recompute(m: &mut BTreeMap<u128, M>, links: &[(u128, Option<u32>)]) {
-            // id -> (hops, parent, first hop, rtt)
-            let mut found: BTreeMap<u128, (u32, Option<u128>, u128, Option<u32>)> = BTreeMap::new();
-            let mut queue = std::collections::VecDeque::new();
-            found.insert(ME, (0, None, ME, Some(0)));
-            let mut first = links.to_vec();
-            first.sort();
-            first.dedup_by_key(|(n, _)| *n);
-            for (n, r) in first {
-                if m.contains_key(&n) && !found.contains_key(&n) {
-                    found.insert(n, (1, Some(ME), n, r));
-                    queue.push_back(n);
-                }
-            }
-            while let Some(x) = queue.pop_front() {
-                let mx = &m[&x];
-                if mx.leaf || mx.left {
-                    continue;
-                }
-                let (hops, _, first_hop, rtt) = found[&x];
-                for (&n, &r) in &mx.neighbors {
-                    if found.contains_key(&n) {
-                        continue;
-                    }
-                    if m.get(&n).is_some_and(|e| e.neighbors.contains_key(&x)) {
-                        let sum = rtt.zip(r).map(|(a, b)| a + b);
-                        found.insert(n, (hops + 1, Some(x), first_hop, sum));
-                        queue.push_back(n);
-                    }
-                }
-            }
-            for (id, e) in m.iter_mut() {
-                let gone = if e.left {
-                    Status::Left
-                } else {
-                    Status::Unreachable
-                };
-                match found.get(id) {
-                    Some(&(hops, parent, first_hop, rtt)) => {
-                        e.hops = Some(hops);
-                        e.rtt = rtt;
-                        if parent.is_some() || *id == ME {
-                            e.parent = parent;
-                        }
-                        e.next_hop = (*id != ME).then_some(first_hop);
-                        e.status = Some(if e.left { Status::Left } else { Status::Alive });
-                    }
-                    None => {
-                        e.hops = None;
-                        e.rtt = None;
-                        e.next_hop = None;
-                        e.status = Some(gone);
-                    }
-                }
-            }
-        }
-
-        fn announcement(
-            id: u128,
-            seq: u64,
-            nb: &BTreeMap<u128, Option<u32>>,
-            deadend: bool,
-            left: bool,
-        ) -> Announcement {
-            let mut a = na(id, &[]);
-            a.version = Version { inc: 1, seq };
-            a.record.deadend = deadend;
-            a.left = left;
-            a.neighbors = nb
-                .iter()
-                .map(|(&n, &rtt_us)| crate::wire::peer::Neighbor {
-                    id: NodeId(n),
-                    rtt_us,
-                    seen_as: None,
-                })
-                .collect();
-            a
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(300))]
-            #[test]
-            fn table_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
-                let mut t = Table::default();
-                let mut m: BTreeMap<u128, M> = BTreeMap::new();
-                let mut seq = 1;
-                t.offer(Arc::new(announcement(ME, seq, &BTreeMap::new(), false, false)), 0);
-                m.insert(ME, M { version: Version { inc: 1, seq }, status: Some(Status::Unreachable), ..M::default() });
-                for op in ops {
-                    match op {
-                        Op::Offer { id, neighbors, deadend, left } => {
-                            seq += 1;
-                            let nb: BTreeMap<u128, Option<u32>> =
-                                neighbors.into_iter().filter(|(n, _)| *n != id).collect();
-                            let (deadend, left) = if id == ME { (false, false) } else { (deadend, left) };
-                            prop_assert!(t.offer(Arc::new(announcement(id, seq, &nb, deadend, left)), 0));
-                            let e = m.entry(id).or_insert_with(|| M {
-                                status: Some(if left { Status::Left } else { Status::Unreachable }),
-                                ..M::default()
-                            });
-                            e.neighbors = nb;
-                            e.leaf = deadend;
-                            e.left = left;
-                            e.version = Version { inc: 1, seq };
-                        }
-                        Op::Remove(id) => {
-                            prop_assert_eq!(t.remove(&NodeId(id)).is_some(), m.remove(&id).is_some());
-                            for e in m.values_mut() {
-                                if e.parent == Some(id) {
-                                    e.parent = None;
-                                }
-                                if e.next_hop == Some(id) {
-                                    e.next_hop = None;
-                                }
-                            }
-                        }
-                        Op::Recompute(links) => {
-                            let mine: Vec<(NodeId, Option<u32>)> =
-                                links.iter().map(|&(n, r)| (NodeId(n), r)).collect();
-                            t.recompute(NodeId(ME), &mine, 0);
-                            recompute(&mut m, &links);
-                            for (id, e) in &m {
-                                let got = t.get(&NodeId(*id)).expect("in the table");
-                                prop_assert_eq!(Some(got.status), e.status, "status of {}", id);
-                                prop_assert_eq!(got.hops(), e.hops, "hops of {}", id);
-                                prop_assert_eq!(got.rtt_us(), e.rtt, "rtt of {}", id);
-                                prop_assert_eq!(t.parent(got).map(|p| p.0), e.parent, "parent of {}", id);
-                                prop_assert_eq!(t.next_hop(&NodeId(*id)).map(|p| p.0), e.next_hop, "next hop of {}", id);
-                            }
-                            let alive = m.values().filter(|e| e.status == Some(Status::Alive)).count();
-                            prop_assert_eq!(t.alive_count(), alive);
-                        }
-                    }
-                    prop_assert_eq!(t.len(), m.len());
-                    let ids: BTreeSet<u128> = t.iter().map(|(id, _)| id.0).collect();
-                    prop_assert_eq!(ids, m.keys().copied().collect::<BTreeSet<u128>>());
-                    let mut fresh = Table::default();
-                    for e in t.values() {
-                        fresh.offer(Arc::clone(&e.na), 0);
-                    }
-                    prop_assert_eq!(fresh.fingerprint(), t.fingerprint());
-                }
-            }
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,131 @@
+//! Announcements: this node's own (built from its record and live links,
+//! debounced, versioned) and everyone else's (accepted if newer and
+//! allowed, then flooded on every other link).
+
+use std::sync::Arc;
+
+use super::{limits, Action, Engine, LinkId};
+use crate::wire::peer::{Announcement, Neighbor, PeerMsg, Version};
+
+impl Engine {
+    /// Our own announcement as it stands.
+    pub(super) fn own_na(&self) -> Announcement {
+        let mut neighbors: Vec<Neighbor> = self
+            .links
+            .values()
+            .filter(|l| l.active)
+            .filter_map(|l| {
+                Some(Neighbor {
+                    id: l.peer?,
+                    rtt_us: l.rtt_us,
+                    seen_as: l.seen_as.clone(),
+                })
+            })
+            .collect();
+        neighbors.sort_by_key(|n| n.id);
+        neighbors.dedup_by_key(|n| n.id);
+        Announcement {
+            id: self.me,
+            version: self.version,
+            record: self.record.clone(),
+            neighbors: if self.left { Vec::new() } else { neighbors },
+            left: self.left,
+        }
+    }
+
+    /// Something in our announcement changed: re-announce after the debounce.
+    /// Leading edge: a change after a quiet spell goes out at once; more
+    /// changes within the debounce wait for its end and go out together.
+    pub(super) fn schedule_announce(&mut self) {
+        if self.announce_at.is_none() {
+            let at = self.announced_ms + self.cfg.announce_debounce_ms;
+            self.announce_at = Some(at.max(self.now.ms()));
+        }
+    }
+
+    /// Originates a new version of our announcement and floods it.
+    pub(super) fn announce(&mut self) {
+        self.announce_at = None;
+        self.announced_ms = self.now.ms();
+        self.refresh_at = self.now.ms() + self.cfg.refresh_ms;
+        self.version.seq += 1;
+        let na = Arc::new(self.own_na());
+        self.table.offer(Arc::clone(&na), self.now.wall_ms);
+        self.actions.push(Action::NodeChanged(self.me));
+        self.dirty_routes();
+        self.flood(None, PeerMsg::Na(na), true);
+        self.schedule_persist();
+    }
+
+    /// Sends `msg` on every established link but `except`. Forwarding for
+    /// others (`own == false`) is what a deadend never does.
+    pub(super) fn flood(&mut self, except: Option<LinkId>, msg: PeerMsg, own: bool) {
+        if !own && self.cfg.deadend {
+            return;
+        }
+        self.floods += 1;
+        let targets: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(id, l)| l.active && Some(**id) != except)
+            .map(|(id, _)| *id)
+            .collect();
+        for link in targets {
+            self.actions.push(Action::Send {
+                link,
+                msg: msg.clone(),
+            });
+        }
+    }
+
+    /// An announcement arrived on `link`: stored if newer, and passed on.
+    pub(super) fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
+        if self.accept_na(link, &na) {
+            self.flood(Some(link), PeerMsg::Na(na), false);
+        }
+    }
+
+    /// Stores an announcement that came on `link` if it is newer than the
+    /// one held (and allowed); returns whether it was. The copy in a
+    /// handshake goes only through here: the peer announces again as soon
+    /// as the link is up, with the link in it, so passing that copy on
+    /// would cost every node a frame saying nothing new a moment later.
+    pub(super) fn accept_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
+        if na.id == self.me {
+            if na.version >= self.version {
+                // A copy of us from a previous life (clock went back, or the
+                // state dir was lost): move past it.
+                self.version = Version {
+                    inc: na.version.inc.max(self.version.inc) + 1,
+                    seq: 0,
+                };
+                self.announce();
+            }
+            return false;
+        }
+        if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
+            return false;
+        }
+        if let Err(why) = limits::check(na) {
+            tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
+            return false;
+        }
+        let new = !self.table.contains_key(&na.id);
+        if new && self.table.len() >= limits::MAX_NODES {
+            tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
+            return false;
+        }
+        let old = self.table.get(&na.id).map(|e| Arc::clone(&e.na));
+        if !self.table.offer(Arc::clone(na), self.now.wall_ms) {
+            return false;
+        }
+        if let Some(old) = old {
+            self.news_record(&old, na);
+        }
+        self.forgotten.remove(&na.id);
+        self.actions.push(Action::NodeChanged(na.id));
+        self.dirty_routes();
+        self.schedule_persist();
+        true
+    }
+}
