@@ -1,4 +1,4 @@
-//! `scripts/daustify`: a program runs with a daemon around it.
+//! `contrib/daustify`: a program runs with a daemon around it.
 
 mod common;
 
@@ -6,7 +6,7 @@ use common::*;
 use std::process::{Command, Stdio};
 
 fn daustify(args: &[&str]) -> Command {
-    let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/daustify"));
+    let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/daustify"));
     c.args(args)
         .env("DAUST", bin())
         .env_remove("DAUST_STATE_DIR");

@@ -342,11 +342,11 @@ fn install_puts_three_faces_in_a_prefix_and_uninstall_removes_exactly_them() {
     std::fs::create_dir_all(prefix.join("bin")).expect("prefix");
     // Something of the user's already there stays.
     std::fs::write(prefix.join("bin/other"), "mine").expect("other");
-    let o = Command::new(format!("{root}/scripts/install"))
+    let o = Command::new(format!("{root}/contrib/install"))
         .arg(&prefix)
         .env("DAUST_BIN", bin())
         .output()
-        .expect("scripts/install");
+        .expect("contrib/install");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for face in ["daust", "daustd"] {
         let p = prefix.join("bin").join(face);
@@ -365,10 +365,10 @@ fn install_puts_three_faces_in_a_prefix_and_uninstall_removes_exactly_them() {
         .output()
         .expect("daust --version");
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("daust "));
-    let o = Command::new(format!("{root}/scripts/uninstall"))
+    let o = Command::new(format!("{root}/contrib/uninstall"))
         .arg(&prefix)
         .output()
-        .expect("scripts/uninstall");
+        .expect("contrib/uninstall");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut left: Vec<String> = walk(&prefix);
     left.sort();
@@ -405,13 +405,13 @@ fn the_installed_unit_passes_systemd_analyze_verify() {
     let tmp = TempDir::new("unit");
     let prefix = tmp.0.join("prefix");
     let units = tmp.0.join("units");
-    let o = Command::new(format!("{root}/scripts/install"))
+    let o = Command::new(format!("{root}/contrib/install"))
         .args(["--systemd"])
         .arg(&prefix)
         .env("DAUST_BIN", bin())
         .env("DAUST_UNIT_DIR", &units)
         .output()
-        .expect("scripts/install --systemd");
+        .expect("contrib/install --systemd");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let unit = std::fs::read_to_string(units.join("daustd.service")).expect("unit");
     assert!(unit.contains(&format!("ExecStart={}/bin/daustd", prefix.display())));
@@ -435,7 +435,7 @@ fn the_installed_unit_passes_systemd_analyze_verify() {
         v.status.success() && !err.contains("daustd.service"),
         "{err}"
     );
-    let o = Command::new(format!("{root}/scripts/uninstall"))
+    let o = Command::new(format!("{root}/contrib/uninstall"))
         .arg(&prefix)
         .output()
         .expect("uninstall");
@@ -493,7 +493,7 @@ fn bash_completes_commands_targets_and_known_node_names() {
     let bindir = std::path::Path::new(bin()).parent().expect("bin dir");
     let complete = |line: &str| -> Vec<String> {
         let script = format!(
-            "source {root}/scripts/daust-completion.bash; \
+            "source {root}/contrib/daust-completion.bash; \
              COMP_WORDS=({line}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
              _daust; printf '%s\\n' \"${{COMPREPLY[@]}}\""
         );

@@ -1,7 +1,7 @@
 # bash completion for daust: commands, remote/all, options, and the names
 # of the nodes the local daemon knows (asked once per completion, quickly).
 #
-#   source scripts/daust-completion.bash      (or copy it to
+#   source contrib/daust-completion.bash      (or copy it to
 #   /etc/bash_completion.d/daust)
 
 _daust_nodes() {
