@@ -468,7 +468,7 @@ fn forget_removes_a_dead_node_everywhere_and_refuses_a_live_one() {
 fn forget_after_drops_old_dead_nodes() {
     let mut sim = Sim::new(11, NetConfig::default());
     let cfg = Config {
-        forget_after_ms: 20_000,
+        forget_after: Some(std::time::Duration::from_secs(20)),
         ..Config::default()
     };
     let a = sim.add_node(cfg.clone(), &[]);

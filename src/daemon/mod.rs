@@ -145,7 +145,7 @@ async fn run(s: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot restrict the control socket: {e}"))?;
     // Retransmit at least once a heartbeat (200 ms is TCP's least RTO).
     net::RTO_MAX_MS.store(
-        s.cfg.heartbeat_ms.clamp(200, 120_000) as u32,
+        s.cfg.heartbeat.as_millis().clamp(200, 120_000) as u32,
         std::sync::atomic::Ordering::Relaxed,
     );
     let clock = Clock::start();

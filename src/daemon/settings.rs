@@ -129,8 +129,8 @@ pub fn settings(args: Args) -> Result<Settings, String> {
         .transpose()?;
     let cfg = Config {
         hash_key: crate::sys::random_u128() as u64,
-        heartbeat_ms: hb.as_millis() as u64,
-        forget_after_ms: forget.as_millis() as u64,
+        heartbeat: hb,
+        forget_after: (!forget.is_zero()).then_some(forget),
         deadend: args.deadend,
         authenticated: keys.is_some(),
         key_ids: keys.as_ref().map(|k| k.fingerprints()).unwrap_or_default(),

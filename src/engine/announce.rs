@@ -38,7 +38,7 @@ impl Engine {
     /// changes within the debounce wait for its end and go out together.
     pub(super) fn schedule_announce(&mut self) {
         if self.announce_at.is_none() {
-            let at = self.announced_ms + self.cfg.announce_debounce_ms;
+            let at = self.announced_ms + self.cfg.announce_debounce_ms();
             self.announce_at = Some(at.max(self.now.ms()));
         }
     }
@@ -47,7 +47,7 @@ impl Engine {
     pub(super) fn announce(&mut self) {
         self.announce_at = None;
         self.announced_ms = self.now.ms();
-        self.refresh_at = self.now.ms() + self.cfg.refresh_ms;
+        self.refresh_at = self.now.ms() + self.cfg.refresh_ms();
         self.version.seq += 1;
         let na = Arc::new(self.own_na());
         self.table.offer(Arc::clone(&na), self.now.wall_ms);

@@ -107,7 +107,7 @@ impl Engine {
                     mid,
                     origin: self.me,
                     dest: Dest::All,
-                    ttl: self.cfg.max_hops,
+                    ttl: self.cfg.max_hops.get(),
                     path: Vec::new(),
                     cmd: req.cmd.clone(),
                 };
@@ -151,7 +151,7 @@ impl Engine {
                     mid,
                     origin: self.me,
                     dest: Dest::Node(id),
-                    ttl: self.cfg.max_hops,
+                    ttl: self.cfg.max_hops.get(),
                     path: Vec::new(),
                     cmd: req.cmd,
                 };
@@ -201,7 +201,7 @@ impl Engine {
                         mid,
                         origin: self.me,
                         dest: Dest::Node(*peer),
-                        ttl: self.cfg.max_hops,
+                        ttl: self.cfg.max_hops.get(),
                         path: Vec::new(),
                         cmd: req.cmd,
                     };
@@ -453,7 +453,7 @@ impl Engine {
                 let r = RoutedReply {
                     mid,
                     to,
-                    ttl: self.cfg.max_hops,
+                    ttl: self.cfg.max_hops.get(),
                     path,
                     answer,
                 };

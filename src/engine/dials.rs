@@ -92,7 +92,7 @@ impl Engine {
     pub(super) fn add_dial(&mut self, addr: &str, persistent: bool) -> String {
         let addr = dial_addr(addr);
         let ms = self.now.ms();
-        let min = self.cfg.redial_min_ms;
+        let min = self.cfg.redial_min_ms();
         let d = self.dials.entry(addr.clone()).or_insert(Dial {
             persistent,
             state: DialState::Due(ms),
@@ -106,7 +106,7 @@ impl Engine {
 
     /// The next redial delay for `addr`, with ±25 % jitter; doubles it.
     fn backoff(&mut self, addr: &str) -> u64 {
-        let max = self.cfg.redial_max_ms;
+        let max = self.cfg.redial_max_ms();
         let jitter = self.rng.unit();
         let Some(d) = self.dials.get_mut(addr) else {
             return max;

@@ -10,7 +10,7 @@ use crate::wire::peer::{NodeId, PeerMsg, Version};
 impl Engine {
     /// Drops nodes unreachable or gone for longer than `forget_after`.
     pub(super) fn forget_old(&mut self) {
-        if self.cfg.forget_after_ms == 0 {
+        if self.cfg.forget_after_ms() == 0 {
             return;
         }
         let now = self.now.wall_ms;
@@ -19,7 +19,7 @@ impl Engine {
             .values()
             .filter(|e| {
                 e.status != Status::Alive
-                    && now.saturating_sub(e.last_seen_ms) > self.cfg.forget_after_ms
+                    && now.saturating_sub(e.last_seen_ms) > self.cfg.forget_after_ms()
             })
             .map(|e| e.na.id)
             .collect();

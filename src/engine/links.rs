@@ -104,7 +104,7 @@ impl Link {
     /// The earliest time this link needs attention, ms.
     pub fn next_deadline(&self, cfg: &Config) -> u64 {
         if self.peer.is_none() {
-            return self.opened_ms + cfg.handshake_timeout_ms;
+            return self.opened_ms + cfg.handshake_timeout_ms();
         }
         let dead = self.dead_at();
         let dead = self.probe_due().map_or(dead, |p| p.min(dead));
@@ -132,7 +132,7 @@ impl Engine {
                 active: false,
                 opened_ms: ms,
                 last_rx_ms: ms,
-                hb_ms: self.cfg.heartbeat_ms,
+                hb_ms: self.cfg.heartbeat_ms(),
                 next_ping_ms: None,
                 ping_out: None,
                 ping_seq: 0,
@@ -148,7 +148,7 @@ impl Engine {
             proto: PROTO_MAJOR,
             minor: PROTO_MINOR,
             id: self.me,
-            hb_ms: self.cfg.heartbeat_ms,
+            hb_ms: self.cfg.heartbeat_ms(),
             na: self.own_na(),
             seen_as: super::table::split_addr(&info.remote).0.to_string(),
         };
@@ -278,7 +278,7 @@ impl Engine {
         l.peer = Some(h.id);
         l.peer_name = h.na.record.name.clone();
         l.seen_as = Some(h.seen_as);
-        l.hb_ms = self.cfg.heartbeat_ms.max(h.hb_ms);
+        l.hb_ms = self.cfg.heartbeat_ms().max(h.hb_ms);
         let dialled = l.dialled.clone();
         // Two links to one node: keep the one dialled by the lower id, or
         // the older one if the same side dialled both.
@@ -321,7 +321,7 @@ impl Engine {
                 d.peer = Some(h.id);
                 d.ever_up = true;
                 d.persistent = true;
-                d.backoff_ms = self.cfg.redial_min_ms;
+                d.backoff_ms = self.cfg.redial_min_ms();
             }
         }
         self.accept_na(link, &Arc::new(h.na));
@@ -457,7 +457,7 @@ impl Engine {
                 continue;
             }
             // The first redial after a working link is quick; failures back off.
-            let delay = self.cfg.redial_min_ms / 2 + self.rng.below(self.cfg.redial_min_ms / 2 + 1);
+            let delay = self.cfg.redial_min_ms() / 2 + self.rng.below(self.cfg.redial_min_ms() / 2 + 1);
             if let Some(d) = self.dials.get_mut(&addr) {
                 d.state = DialState::Due(ms + delay);
             }
@@ -471,7 +471,7 @@ impl Engine {
         let mut pings = Vec::new();
         for (id, l) in self.links.iter_mut() {
             if l.peer.is_none() {
-                if ms >= l.opened_ms + self.cfg.handshake_timeout_ms {
+                if ms >= l.opened_ms + self.cfg.handshake_timeout_ms() {
                     close.push((*id, "handshake timeout".to_string()));
                 }
                 continue;
@@ -492,7 +492,7 @@ impl Engine {
                 if ms >= p {
                     l.ping_seq = l.ping_seq.wrapping_add(1);
                     l.ping_out = Some((l.ping_seq, self.now.mono_us));
-                    l.next_ping_ms = Some(ms + self.cfg.heartbeat_ms);
+                    l.next_ping_ms = Some(ms + self.cfg.heartbeat_ms());
                     pings.push((
                         *id,
                         PeerMsg::Ping {

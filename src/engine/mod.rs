@@ -205,7 +205,7 @@ impl Engine {
             .filter(|n| n.na.id != me)
             .map(|n| (n.na.id, n.status))
             .collect();
-        let grace_until = now.ms() + 3 * cfg.heartbeat_ms + 1000;
+        let grace_until = now.ms() + 3 * cfg.heartbeat_ms() + 1000;
         let news = news::News::new(hash_key, told, Some(grace_until));
         for n in snap.nodes {
             if n.na.id == me || forgotten.get(&n.na.id).is_some_and(|v| *v >= n.na.version) {
@@ -225,7 +225,7 @@ impl Engine {
         let mut rng = Rng::new(seed);
         let next_mid = first_mid(&mut rng, inc);
         let mut e = Engine {
-            refresh_at: now.ms() + cfg.refresh_ms,
+            refresh_at: now.ms() + cfg.refresh_ms(),
             housekeep_at: now.ms() + 10_000,
             cfg,
             me,
@@ -394,7 +394,7 @@ impl Engine {
     /// when something needs them.
     fn dirty_routes(&mut self) {
         if self.routes_at.is_none() {
-            let at = self.routed_ms + self.cfg.route_debounce_ms;
+            let at = self.routed_ms + self.cfg.route_debounce_ms();
             self.routes_at = Some(at.max(self.now.ms()));
         }
     }
@@ -451,7 +451,7 @@ impl Engine {
 
     fn schedule_persist(&mut self) {
         if self.persist_at.is_none() {
-            self.persist_at = Some(self.now.ms() + self.cfg.persist_debounce_ms);
+            self.persist_at = Some(self.now.ms() + self.cfg.persist_debounce_ms());
         }
     }
 

@@ -188,7 +188,7 @@ impl Engine {
         } else {
             HashSet::new()
         };
-        let linger = if wait { self.cfg.stop_linger_ms } else { 0 };
+        let linger = if wait { self.cfg.stop_linger_ms() } else { 0 };
         self.stopping = Some(Stopping {
             deadline_ms: self.now.ms() + linger,
             wait_for,

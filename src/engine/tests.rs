@@ -236,7 +236,7 @@ fn redials_back_off_doubling_with_jitter_up_to_the_max() {
     }
     let cfg = Config::default();
     for (k, g) in gaps.iter().enumerate() {
-        let base = (cfg.redial_min_ms << k).min(cfg.redial_max_ms);
+        let base = (cfg.redial_min_ms() << k).min(cfg.redial_max_ms());
         assert!(
             *g >= base * 3 / 4 && *g <= base * 5 / 4,
             "gap {k}: {g} ms, base {base}: {gaps:?}"
