@@ -168,22 +168,24 @@ pub fn random_u128() -> u128 {
     t ^ ((std::process::id() as u128) << 64)
 }
 
-const IPPROTO_TCP: i32 = 6;
-const TCP_INFO: i32 = 11;
-const TCP_RTO_MAX_MS: i32 = 44;
-
-extern "C" {
-    fn getsockopt(fd: i32, level: i32, name: i32, val: *mut u8, len: *mut u32) -> i32;
-    fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
-}
+/// `TCP_RTO_MAX_MS` (Linux 6.15), newer than the libc crate knows.
+const TCP_RTO_MAX_MS: libc::c_int = 44;
 
 /// Reads TCP option `name` of socket `fd` into `buf`; the bytes the kernel
 /// filled, or None.
-fn tcp_option(fd: std::os::fd::RawFd, name: i32, buf: &mut [u8]) -> Option<usize> {
-    let mut len = u32::try_from(buf.len()).ok()?;
+fn tcp_option(fd: std::os::fd::RawFd, name: libc::c_int, buf: &mut [u8]) -> Option<usize> {
+    let mut len = libc::socklen_t::try_from(buf.len()).ok()?;
     // SAFETY: `buf` is writable for `len` bytes and outlives the call; the
     // kernel writes at most `len` bytes and stores how many in `len`.
-    let r = unsafe { getsockopt(fd, IPPROTO_TCP, name, buf.as_mut_ptr(), &mut len) };
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
     (r == 0).then_some(len as usize)
 }
 
@@ -194,7 +196,7 @@ fn tcp_option(fd: std::os::fd::RawFd, name: i32, buf: &mut [u8]) -> Option<usize
 pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
     const DATA_SEGS_IN: usize = 152; // offset in struct tcp_info
     let mut info = [0u8; 256];
-    let len = tcp_option(fd, TCP_INFO, &mut info)?;
+    let len = tcp_option(fd, libc::TCP_INFO, &mut info)?;
     let b = info.get(DATA_SEGS_IN..(DATA_SEGS_IN + 4).min(len))?;
     Some(u32::from_ne_bytes(b.try_into().ok()?))
 }
@@ -205,9 +207,18 @@ pub fn tcp_data_segs_in(fd: std::os::fd::RawFd) -> Option<u32> {
 /// instead of after 0.4, 0.8, 1.6, 3.2, 6.4 ... s: on a lossy path a link's
 /// silence stays near its loss, not its backoff.
 pub fn tcp_rto_max(fd: std::os::fd::RawFd, ms: u32) -> bool {
-    let v = (ms as i32).to_ne_bytes();
-    // SAFETY: `v` is a readable 4-byte buffer that outlives the call.
-    unsafe { setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, v.as_ptr(), 4) == 0 }
+    let v = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a readable int that outlives the call, and its size is
+    // what is passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            TCP_RTO_MAX_MS,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
 }
 
 /// Tells a service manager about this process (`READY=1`, `STOPPING=1`,
@@ -238,24 +249,21 @@ pub fn notify(state: &str) -> bool {
 /// Sends SIGKILL to every process in group `pgid` (a hook and whatever it
 /// started).
 pub fn kill_group(pgid: u32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    let Ok(pid) = i32::try_from(pgid) else { return };
+    let Ok(pid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
     if pid > 1 {
         // SAFETY: kill(2) takes plain integers; a negative pid names a group.
         unsafe {
-            kill(-pid, 9);
+            libc::kill(-pid, libc::SIGKILL);
         }
     }
 }
 
 /// The user id this process runs as.
 pub fn uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    // SAFETY: getuid(2) takes nothing and cannot fail.
+    unsafe { libc::getuid() }
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! `-d`: start the daemon as a child in its own process group and return
 //! once it answers on its control socket (or report why it did not).
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::settings::Settings;
@@ -11,21 +10,19 @@ pub const DETACHED_ENV: &str = "DAUST_DETACHED";
 
 /// `-d`: start the daemon as a child in its own process group and return
 /// once it answers on its control socket (or report why it did not).
-pub fn detach(s: &Settings) -> ExitCode {
+pub fn detach(s: &Settings) -> Result<(), String> {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
     if StateDir::is_locked(&s.state_dir) {
-        eprintln!(
-            "daustd: daustd is already running (state dir {})",
+        return Err(format!(
+            "daustd is already running (state dir {})",
             s.state_dir.display()
-        );
-        return ExitCode::FAILURE;
+        ));
     }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("daustd: cannot find my own binary to detach: {e}");
-            return ExitCode::FAILURE;
+            return Err(format!("cannot find my own binary to detach: {e}"));
         }
     };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,8 +41,7 @@ pub fn detach(s: &Settings) -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("daustd: cannot start the daemon: {e}");
-            return ExitCode::FAILURE;
+            return Err(format!("cannot start the daemon: {e}"));
         }
     };
     // Relay what the child says before it is ready (its fatal errors).
@@ -66,18 +62,16 @@ pub fn detach(s: &Settings) -> ExitCode {
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let _ = relay.join();
-            eprintln!("daustd: the daemon exited during start ({status})");
-            return ExitCode::FAILURE;
+            return Err(format!("the daemon exited during start ({status})"));
         }
         if crate::client::ping_socket(&s.socket) {
-            return ExitCode::SUCCESS;
+            return Ok(());
         }
         if Instant::now() > deadline {
-            eprintln!(
-                "daustd: the daemon did not answer on {} within 15 s",
+            return Err(format!(
+                "the daemon did not answer on {} within 15 s",
                 s.socket.display()
-            );
-            return ExitCode::FAILURE;
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

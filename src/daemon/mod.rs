@@ -65,11 +65,45 @@ impl Stop {
     }
 }
 
+/// Why `daustd` did not run, with the exit status that says so; printed
+/// once, by [`main`].
+#[derive(Debug)]
+pub enum Error {
+    /// A bad flag or value: exit 2, with where help is.
+    Usage(String),
+    /// It could not start, or had to stop: exit 1.
+    Failed(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Runs `daustd` with the arguments after the program name.
 pub fn main(cmd: &str, args: &[String]) -> ExitCode {
+    match daustd(cmd, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Usage(e)) => {
+            eprintln!("daustd: {e}\ntry '{cmd} --help'");
+            ExitCode::from(2)
+        }
+        Err(Error::Failed(e)) => {
+            tracing::error!("{e}");
+            eprintln!("daustd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The daemon from its arguments: help, version, detach, or run.
+fn daustd(cmd: &str, args: &[String]) -> Result<(), Error> {
     if args.iter().any(|a| a == "-V" || a == "--version") {
         println_or_closed(&format!("daustd {}", crate::VERSION));
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     let args = normalise_args(args);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -77,7 +111,7 @@ pub fn main(cmd: &str, args: &[String]) -> ExitCode {
         Ok(a) => a,
         Err(e) if e.status.is_ok() => {
             println_or_closed(e.output.trim_end());
-            return ExitCode::SUCCESS;
+            return Ok(());
         }
         Err(e) => {
             // argh says "Unrecognized argument: -x" or "No value provided
@@ -88,39 +122,19 @@ pub fn main(cmd: &str, args: &[String]) -> ExitCode {
                 .next()
                 .map(|c| c.to_lowercase().chain(chars).collect())
                 .unwrap_or_default();
-            eprintln!("daustd: {msg}\ntry '{cmd} --help'");
-            return ExitCode::from(2);
+            return Err(Error::Usage(msg));
         }
     };
-    let s = match settings::settings(args) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("daustd: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let s = settings::settings(args).map_err(Error::Usage)?;
     if s.args.detach && std::env::var_os(detach::DETACHED_ENV).is_none() {
-        return detach::detach(&s);
+        return detach::detach(&s).map_err(Error::Failed);
     }
     let _guard = logfile::init_logging(&s);
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("daustd: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(s)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("daustd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|e| Error::Failed(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(run(s)).map_err(Error::Failed)
 }
 
 /// Runs the daemon until it stops: opens the state dir and the sockets,

@@ -457,7 +457,8 @@ impl Engine {
                 continue;
             }
             // The first redial after a working link is quick; failures back off.
-            let delay = self.cfg.redial_min_ms() / 2 + self.rng.below(self.cfg.redial_min_ms() / 2 + 1);
+            let delay =
+                self.cfg.redial_min_ms() / 2 + self.rng.below(self.cfg.redial_min_ms() / 2 + 1);
             if let Some(d) = self.dials.get_mut(&addr) {
                 d.state = DialState::Due(ms + delay);
             }
