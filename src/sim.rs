@@ -61,14 +61,14 @@ pub struct Counters {
     pub by_type: BTreeMap<&'static str, u64>,
 }
 
-enum Event {
+enum Scheduled {
     Deliver {
         node: usize,
         link: LinkId,
         msg: PeerMsg,
     },
     /// A stalled frame's packets reached `node` out of order.
-    Stir {
+    Packets {
         node: usize,
         link: LinkId,
     },
@@ -128,7 +128,7 @@ pub struct Sim {
     /// Events by due time, each time's in the order they were queued
     /// (most frames are due exactly one delay from now, so there are few
     /// distinct times and runs stay cheap at millions of frames).
-    queue: BTreeMap<u64, VecDeque<Event>>,
+    queue: BTreeMap<u64, VecDeque<Scheduled>>,
     cut: HashSet<(usize, usize)>,
     /// Lossy paths: frames from a to b are held until the time given (a
     /// segment TCP keeps retransmitting), while b sees packets arrive.
@@ -392,18 +392,18 @@ impl Sim {
         self.ends[k] = Some(end);
     }
 
-    fn push(&mut self, at: u64, ev: Event) {
+    fn push(&mut self, at: u64, ev: Scheduled) {
         self.queue.entry(at).or_default().push_back(ev);
     }
 
-    fn handle(&mut self, ev: Event) {
+    fn handle(&mut self, ev: Scheduled) {
         let node = match &ev {
-            Event::Deliver { node, .. }
-            | Event::LinkUp { node, .. }
-            | Event::LinkDown { node, .. }
-            | Event::DialFailed { node, .. }
-            | Event::Stir { node, .. }
-            | Event::Wake { node } => *node,
+            Scheduled::Deliver { node, .. }
+            | Scheduled::LinkUp { node, .. }
+            | Scheduled::LinkDown { node, .. }
+            | Scheduled::DialFailed { node, .. }
+            | Scheduled::Packets { node, .. }
+            | Scheduled::Wake { node } => *node,
         };
         let now = self.now(node);
         if self.nodes[node].frozen {
@@ -415,25 +415,25 @@ impl Sim {
             return;
         };
         match ev {
-            Event::Stir { link, .. } => {
+            Scheduled::Packets { link, .. } => {
                 if end_in(&self.ends, node, link).is_some_and(|x| x.open) {
-                    e.transport_alive(now, link);
+                    e.packets_arrive(now, link);
                 }
             }
-            Event::Deliver { link, msg, .. } => {
+            Scheduled::Deliver { link, msg, .. } => {
                 if end_in(&self.ends, node, link).is_some_and(|x| x.open) {
                     e.frame(now, link, msg);
                 }
             }
-            Event::LinkUp { link, info, .. } => e.link_up(now, link, info),
-            Event::LinkDown { link, .. } => {
+            Scheduled::LinkUp { link, info, .. } => e.link_up(now, link, info),
+            Scheduled::LinkDown { link, .. } => {
                 if let Some(end) = end_mut_in(&mut self.ends, node, link) {
                     end.open = false;
                 }
                 e.link_down(now, link, "connection closed by peer");
             }
-            Event::DialFailed { addr, .. } => e.dial_failed(now, &addr, "connection refused"),
-            Event::Wake { .. } => {
+            Scheduled::DialFailed { addr, .. } => e.dial_failed(now, &addr, "connection refused"),
+            Scheduled::Wake { .. } => {
                 if self.nodes[node].wake_at > self.now_us {
                     return; // stale wake-up
                 }
@@ -462,7 +462,7 @@ impl Sim {
         let wake = wake.min(e.next_wakeup().max(self.now_us));
         if wake < self.nodes[i].wake_at {
             self.nodes[i].wake_at = wake;
-            self.push(wake, Event::Wake { node: i });
+            self.push(wake, Scheduled::Wake { node: i });
         }
     }
 
@@ -497,7 +497,7 @@ impl Sim {
                 if let Some(&until) = self.stalled.get(&(i, j)) {
                     if arrive < until {
                         // Its packets get there; TCP holds them back.
-                        self.push(arrive, Event::Stir { node: j, link: lj });
+                        self.push(arrive, Scheduled::Packets { node: j, link: lj });
                         at = at.max(until);
                     }
                 }
@@ -506,7 +506,7 @@ impl Sim {
                 }
                 self.push(
                     at,
-                    Event::Deliver {
+                    Scheduled::Deliver {
                         node: j,
                         link: lj,
                         msg,
@@ -543,7 +543,7 @@ impl Sim {
                         let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
                         self.push(
                             at,
-                            Event::LinkUp {
+                            Scheduled::LinkUp {
                                 node: j,
                                 link: lj,
                                 info: LinkInfo {
@@ -554,7 +554,7 @@ impl Sim {
                         );
                         self.push(
                             at,
-                            Event::LinkUp {
+                            Scheduled::LinkUp {
                                 node: i,
                                 link: li,
                                 info: LinkInfo {
@@ -565,9 +565,12 @@ impl Sim {
                         );
                     }
                     Some(j) if self.cut.contains(&(i, j)) => {
-                        self.push(self.now_us + 1_000_000, Event::DialFailed { node: i, addr });
+                        self.push(
+                            self.now_us + 1_000_000,
+                            Scheduled::DialFailed { node: i, addr },
+                        );
                     }
-                    _ => self.push(self.now_us + 2 * d, Event::DialFailed { node: i, addr }),
+                    _ => self.push(self.now_us + 2 * d, Scheduled::DialFailed { node: i, addr }),
                 }
             }
             Action::Reply { token, reply } => {
@@ -600,7 +603,7 @@ impl Sim {
         let (j, lj) = end.peer;
         let at = (self.now_us + self.net.delay_us).max(end.last_us);
         if !self.cut.contains(&(i, j)) {
-            self.push(at, Event::LinkDown { node: j, link: lj });
+            self.push(at, Scheduled::LinkDown { node: j, link: lj });
         }
     }
 

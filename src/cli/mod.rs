@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{exchange, exchange_with, ClientError, Next, Replies};
 use crate::wire::ctl::{Reply, Request, Run, Target};
-use phrase::{Action, Phrase};
+use phrase::{Phrase, Verb};
 
 /// Extra time the client waits beyond the request's own deadline, for the
 /// daemon to gather and send its answer.
@@ -80,20 +80,20 @@ pub fn main(args: &[String]) -> ExitCode {
         let _ = print_out(s);
         ExitCode::SUCCESS
     };
-    match &p.action {
-        Action::Version => print(&format!("daust {}\n", crate::VERSION)),
-        Action::Help(None) => print(&phrase::usage()),
-        Action::Help(Some(w)) => match phrase::command_help(w) {
+    match &p.verb {
+        Verb::Version => print(&format!("daust {}\n", crate::VERSION)),
+        Verb::Help(None) => print(&phrase::usage()),
+        Verb::Help(Some(w)) => match phrase::command_help(w) {
             Some(h) => print(&h),
             None => {
                 eprintln!("daust: unknown command {w:?}\ntry 'daust --help'");
                 ExitCode::from(2)
             }
         },
-        Action::Run(cmd) => run(&p, cmd.clone()),
-        Action::Top => top::main(&socket_path(&p), p.once, p.width),
-        Action::Events => events(&p),
-        Action::Keygen => print(&format!("{}\n", crate::keys::keygen())),
+        Verb::Run(cmd) => run(&p, cmd.clone()),
+        Verb::Top => top::main(&socket_path(&p), p.once, p.width),
+        Verb::Events => events(&p),
+        Verb::Keygen => print(&format!("{}\n", crate::keys::keygen())),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::wire::ctl::{Command, Target};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phrase {
     /// What to do.
-    pub action: Action,
+    pub verb: Verb,
     /// Where.
     pub target: Target,
     /// `--json`.
@@ -34,7 +34,7 @@ pub struct Phrase {
 
 /// What the phrase asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Verb {
     /// Send a command to the daemon.
     Run(Command),
     /// Print help (for one command if named).
@@ -112,7 +112,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
 pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
     let mut ps = Parser {
         p: Phrase {
-            action: Action::Help(None),
+            verb: Verb::Help(None),
             target: Target::Local,
             json: false,
             timeout: DEFAULT_TIMEOUT,
@@ -140,7 +140,7 @@ pub fn parse(args: &[String]) -> Result<Phrase, UsageError> {
 /// The phrase so far, while its words are read.
 struct Parser {
     p: Phrase,
-    cmd: Option<Action>,
+    cmd: Option<Verb>,
     help: bool,
 }
 
@@ -182,7 +182,7 @@ impl Parser {
             "-v" | "--verbose" => p.verbose += 1,
             "-vv" => p.verbose += 2,
             "-h" | "--help" => self.help = true,
-            "-V" | "--version" => self.cmd = Some(Action::Version),
+            "-V" | "--version" => self.cmd = Some(Verb::Version),
             "--timeout" | "-t" => {
                 p.timeout = crate::time::parse_duration(&value("--timeout")?)
                     .map_err(|e| UsageError(format!("--timeout: {e}")))?;
@@ -232,17 +232,17 @@ impl Parser {
     /// A word after the command: `trace X`, `help X`, or a mistake.
     fn after_command(&mut self, word: &str) -> Result<(), UsageError> {
         // `trace X` is `trace remote X`.
-        if matches!(self.cmd, Some(Action::Run(Command::Trace))) && self.p.target == Target::Local {
+        if matches!(self.cmd, Some(Verb::Run(Command::Trace))) && self.p.target == Target::Local {
             self.p.target = Target::Remote(word.to_string());
             return Ok(());
         }
-        if let Some(Action::Help(None)) = self.cmd {
-            self.cmd = Some(Action::Help(Some(word.to_string())));
+        if let Some(Verb::Help(None)) = self.cmd {
+            self.cmd = Some(Verb::Help(Some(word.to_string())));
             return Ok(());
         }
         let is_command = COMMANDS.iter().any(|(w, _, _)| *w == word);
         Err(UsageError(match &self.cmd {
-            Some(Action::Run(c)) if !is_command && self.p.target == Target::Local => format!(
+            Some(Verb::Run(c)) if !is_command && self.p.target == Target::Local => format!(
                 "unexpected word {word:?}; to run {} on {word}: daust remote {word} {}",
                 c.word(),
                 c.word()
@@ -256,29 +256,28 @@ impl Parser {
     fn finish(self) -> Result<Phrase, UsageError> {
         let mut p = self.p;
         let local_only = |what: &str| Err(UsageError(format!("{what}: no remote or all")));
-        p.action = match (self.help, self.cmd) {
-            (true, Some(Action::Run(c))) => Action::Help(Some(c.word().to_string())),
-            (true, Some(Action::Top)) => Action::Help(Some("top".into())),
-            (true, Some(Action::Events)) => Action::Help(Some("events".into())),
-            (true, Some(Action::Keygen)) => Action::Help(Some("keygen".into())),
-            (true, _) => Action::Help(None),
-            (false, Some(Action::Top)) if p.target != Target::Local => {
+        p.verb = match (self.help, self.cmd) {
+            (true, Some(Verb::Run(c))) => Verb::Help(Some(c.word().to_string())),
+            (true, Some(Verb::Top)) => Verb::Help(Some("top".into())),
+            (true, Some(Verb::Events)) => Verb::Help(Some("events".into())),
+            (true, Some(Verb::Keygen)) => Verb::Help(Some("keygen".into())),
+            (true, _) => Verb::Help(None),
+            (false, Some(Verb::Top)) if p.target != Target::Local => {
                 return local_only("\"top\" shows the local daemon's view")
             }
-            (false, Some(Action::Events)) if p.target != Target::Local => {
+            (false, Some(Verb::Events)) if p.target != Target::Local => {
                 return local_only("\"events\" streams what the local daemon sees")
             }
-            (false, Some(Action::Keygen)) if p.target != Target::Local => {
+            (false, Some(Verb::Keygen)) if p.target != Target::Local => {
                 return local_only("\"keygen\" makes a key here, with no daemon")
             }
             (false, Some(a)) => {
-                if p.dot && (a != Action::Run(Command::Trace) || p.target != Target::All || p.json)
-                {
+                if p.dot && (a != Verb::Run(Command::Trace) || p.target != Target::All || p.json) {
                     return Err(UsageError(
                         "--dot goes with \"trace all\" (and not with --json)".into(),
                     ));
                 }
-                if (p.once || p.width.is_some()) && a != Action::Top {
+                if (p.once || p.width.is_some()) && a != Verb::Top {
                     return Err(UsageError("--once and --width go with \"top\"".into()));
                 }
                 a
@@ -290,30 +289,27 @@ impl Parser {
 }
 
 /// The command a word names, with its argument if it takes one.
-fn command<'a>(
-    word: &str,
-    it: &mut impl Iterator<Item = &'a String>,
-) -> Result<Action, UsageError> {
+fn command<'a>(word: &str, it: &mut impl Iterator<Item = &'a String>) -> Result<Verb, UsageError> {
     let mut arg = |what: &str| {
         it.next()
             .cloned()
             .ok_or_else(|| UsageError(format!("\"{word}\" needs {what}")))
     };
     Ok(match word {
-        "ping" => Action::Run(Command::Ping),
-        "list" | "ls" => Action::Run(Command::List),
-        "trace" => Action::Run(Command::Trace),
-        "info" => Action::Run(Command::Info),
-        "stop" => Action::Run(Command::Stop),
-        "help" => Action::Help(None),
-        "top" => Action::Top,
-        "events" => Action::Events,
-        "keygen" => Action::Keygen,
-        "keys" => Action::Run(Command::Keys),
-        "join" => Action::Run(Command::Join {
+        "ping" => Verb::Run(Command::Ping),
+        "list" | "ls" => Verb::Run(Command::List),
+        "trace" => Verb::Run(Command::Trace),
+        "info" => Verb::Run(Command::Info),
+        "stop" => Verb::Run(Command::Stop),
+        "help" => Verb::Help(None),
+        "top" => Verb::Top,
+        "events" => Verb::Events,
+        "keygen" => Verb::Keygen,
+        "keys" => Verb::Run(Command::Keys),
+        "join" => Verb::Run(Command::Join {
             addr: arg("an address: join HOST[:PORT]")?,
         }),
-        "forget" => Action::Run(Command::Forget {
+        "forget" => Verb::Run(Command::Forget {
             node: arg("a node: forget NAME")?,
         }),
         other => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -445,21 +441,21 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        assert_eq!(p("help").unwrap().action, Action::Help(None));
+        assert_eq!(p("help").unwrap().verb, Verb::Help(None));
         assert_eq!(
-            p("help list").unwrap().action,
-            Action::Help(Some("list".into()))
+            p("help list").unwrap().verb,
+            Verb::Help(Some("list".into()))
         );
         assert_eq!(
-            p("list --help").unwrap().action,
-            Action::Help(Some("list".into()))
+            p("list --help").unwrap().verb,
+            Verb::Help(Some("list".into()))
         );
-        assert_eq!(p("--version").unwrap().action, Action::Version);
+        assert_eq!(p("--version").unwrap().verb, Verb::Version);
         // `events --help` printed the general usage.
         for w in ["top", "events", "keygen"] {
             assert_eq!(
-                p(&format!("{w} --help")).unwrap().action,
-                Action::Help(Some(w.into()))
+                p(&format!("{w} --help")).unwrap().verb,
+                Verb::Help(Some(w.into()))
             );
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::time::wall_ms;
 
-use daust_ui::{App, Cmd, Event, Node, Status as UiStatus};
+use daust_ui::{App, Cmd, Msg, Node, Status as UiStatus};
 
 use crate::client::{Next, Replies};
 use crate::wire::ctl::{Body, Command, NodeView, Reply, Request, Run, Status, Target};
@@ -47,14 +47,14 @@ pub fn to_ui(n: &NodeView) -> Node {
     }
 }
 
-fn to_event(r: Reply) -> Option<Event> {
+fn to_msg(r: Reply) -> Option<Msg> {
     match r {
-        Reply::Table { me, nodes, info } => Some(Event::Table {
+        Reply::Table { me, nodes, info } => Some(Msg::Table {
             me: me.to_string(),
             authenticated: info.authenticated,
             nodes: nodes.iter().map(to_ui).collect(),
         }),
-        Reply::Changed { nodes, removed } => Some(Event::Changed {
+        Reply::Changed { nodes, removed } => Some(Msg::Changed {
             nodes: nodes.iter().map(to_ui).collect(),
             removed: removed.iter().map(|id| id.to_string()).collect(),
         }),
@@ -70,12 +70,12 @@ fn watch(socket: &Path) -> Result<Replies, crate::client::ClientError> {
 
 /// Reads watch frames into `tx` until the stream ends (true) or nobody
 /// listens any more (false).
-fn pump(mut replies: Replies, tx: &mpsc::Sender<Event>) -> bool {
+fn pump(mut replies: Replies, tx: &mpsc::Sender<Msg>) -> bool {
     loop {
         let Ok(Next::Reply(r)) = replies.next(None) else {
             return true;
         };
-        if let Some(ev) = to_event(r) {
+        if let Some(ev) = to_msg(r) {
             if tx.send(ev).is_err() {
                 return false;
             }
@@ -84,14 +84,14 @@ fn pump(mut replies: Replies, tx: &mpsc::Sender<Event>) -> bool {
 }
 
 /// Keeps a watch open, reconnecting when the daemon goes away.
-fn watcher(socket: PathBuf, first: Replies, tx: mpsc::Sender<Event>) {
+fn watcher(socket: PathBuf, first: Replies, tx: mpsc::Sender<Msg>) {
     let mut s = Some(first);
     loop {
         if let Some(stream) = s.take() {
             if !pump(stream, &tx) {
                 return;
             }
-            if tx.send(Event::Disconnected(wall_ms())).is_err() {
+            if tx.send(Msg::Disconnected(wall_ms())).is_err() {
                 return;
             }
         }
@@ -102,7 +102,7 @@ fn watcher(socket: PathBuf, first: Replies, tx: mpsc::Sender<Event>) {
 
 /// Runs a command for the view in the background; the result comes back
 /// as a status line.
-fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
+fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Msg>) {
     std::thread::spawn(move || {
         let (id, command) = match &cmd {
             Cmd::Ping(id) => (id.clone(), Command::Ping),
@@ -135,7 +135,7 @@ fn exec(socket: PathBuf, cmd: Cmd, tx: mpsc::Sender<Event>) {
             }
             Err(crate::client::ClientError::Broken(e)) => e,
         };
-        let _ = tx.send(Event::Status(msg));
+        let _ = tx.send(Msg::Status(msg));
     });
 }
 
@@ -188,7 +188,7 @@ pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
         eprintln!("daust: top needs a terminal; use daust top --once for plain text");
         return ExitCode::from(2);
     }
-    let (tx, rx) = mpsc::channel::<Event>();
+    let (tx, rx) = mpsc::channel::<Msg>();
     {
         let tx = tx.clone();
         let socket = socket.to_path_buf();
@@ -211,11 +211,11 @@ pub fn main(socket: &Path, once: bool, width: Option<u16>) -> ExitCode {
         || {
             if first_tick {
                 first_tick = false;
-                return Some(Event::Tick(wall_ms()));
+                return Some(Msg::Tick(wall_ms()));
             }
             match rx.recv_timeout(TICK) {
                 Ok(ev) => Some(ev),
-                Err(mpsc::RecvTimeoutError::Timeout) => Some(Event::Tick(wall_ms())),
+                Err(mpsc::RecvTimeoutError::Timeout) => Some(Msg::Tick(wall_ms())),
                 Err(mpsc::RecvTimeoutError::Disconnected) => None,
             }
         },
@@ -238,15 +238,15 @@ fn terminal_width() -> Option<u16> {
         .filter(|w| *w > 0)
 }
 
-fn keys(tx: mpsc::Sender<Event>) {
+fn keys(tx: mpsc::Sender<Msg>) {
     use daust_ui::crossterm::event::{read, Event as CEvent};
     loop {
         let ev = match read() {
             Ok(CEvent::Key(k)) => match daust_ui::Key::from_crossterm(k) {
-                Some(k) => Event::Key(k),
+                Some(k) => Msg::Key(k),
                 None => continue,
             },
-            Ok(CEvent::Resize(..)) => Event::Resize,
+            Ok(CEvent::Resize(..)) => Msg::Resize,
             Ok(_) => continue,
             Err(_) => return,
         };
@@ -257,7 +257,7 @@ fn keys(tx: mpsc::Sender<Event>) {
 }
 
 /// SIGTERM and SIGHUP end the view cleanly, restoring the terminal.
-fn on_sigterm(tx: mpsc::Sender<Event>) {
+fn on_sigterm(tx: mpsc::Sender<Msg>) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -276,6 +276,6 @@ fn on_sigterm(tx: mpsc::Sender<Event>) {
             _ = term.recv() => {}
             _ = hup.recv() => {}
         }
-        let _ = tx.send(Event::Quit);
+        let _ = tx.send(Msg::Quit);
     });
 }

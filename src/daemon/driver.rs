@@ -233,7 +233,7 @@ impl Driver {
                 self.engine.link_up(now, link, info);
             }
             Input::Frame { link, msg } => self.engine.frame(now, link, msg),
-            Input::TransportAlive { link } => self.engine.transport_alive(now, link),
+            Input::PacketsArrive { link } => self.engine.packets_arrive(now, link),
             Input::BadFrame { link, err } => {
                 metrics::add(&metrics::IO.bad_frames, 1);
                 self.engine.bad_frame(now, link, &err)

@@ -242,62 +242,65 @@ async fn run(s: Settings) -> Result<(), String> {
     result
 }
 
-/// What the driver is told.
+/// What the driver is told, by the tasks that move bytes.
 pub enum Input {
-    /// A connection is open and its tasks run.
+    /// A peer connection finished its handshake (Noise, with a key) and its
+    /// reader and writer run.
     LinkUp {
-        /// Its id.
+        /// The handle the engine will know it by.
         link: LinkId,
-        /// Where it came from.
+        /// Who dialled, and the address of the other end.
         info: LinkInfo,
-        /// The driver's handle on it.
+        /// The writer's queue and both tasks, for the driver to own.
         handle: LinkHandle,
     },
-    /// A frame arrived.
+    /// A whole frame arrived on a link.
     Frame {
-        /// On this link.
+        /// The link it came on.
         link: LinkId,
-        /// The message.
+        /// The decoded message.
         msg: PeerMsg,
     },
-    /// `/metrics` was asked for: render the page.
+    /// `/metrics` was asked for: the driver renders the page from the
+    /// engine.
     Metrics {
         /// Where the page goes.
         tx: tokio::sync::oneshot::Sender<String>,
     },
-    /// Packets arrive on a link without completing a frame.
-    TransportAlive {
-        /// The link.
+    /// The peer's packets arrive on a link although no frame completes (a
+    /// lost segment holds them back): a lossy path, not a dead one.
+    PacketsArrive {
+        /// The link they arrive on.
         link: LinkId,
     },
-    /// Undecodable bytes arrived; the reader stopped.
+    /// Bytes that are not a frame arrived; the reader stopped.
     BadFrame {
-        /// On this link.
+        /// The link they came on.
         link: LinkId,
-        /// What was wrong.
+        /// What was wrong with them, for the log.
         err: FrameError,
     },
-    /// The connection ended.
+    /// A connection ended (EOF, error, or our own close).
     LinkDown {
-        /// This link.
+        /// The link that ended.
         link: LinkId,
-        /// Why.
+        /// Why, for the log.
         reason: String,
     },
-    /// A dial failed.
+    /// A dial failed before any handshake.
     DialFailed {
-        /// The address.
+        /// The address as the engine asked for it.
         addr: String,
-        /// Why.
+        /// Why, for the log and for a waiting `remote ADDR`.
         err: String,
     },
-    /// A control request.
+    /// A client's request on the control socket.
     Ctl {
-        /// Its token.
+        /// The connection's handle, for the replies.
         token: Token,
-        /// The request.
+        /// What it asks.
         req: Request,
-        /// Where the replies go.
+        /// Where its reply frames go.
         tx: mpsc::Sender<Reply>,
     },
 }

@@ -29,7 +29,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 8 * 1024;
 
 /// How often a quiet link looks at its socket for packets that arrived
-/// without completing a frame (see [`crate::engine::Engine::transport_alive`]).
+/// without completing a frame (see [`crate::engine::Engine::packets_arrive`]).
 const STIR_CHECK: Duration = Duration::from_millis(500);
 
 /// The cap on TCP's retransmission timeout for links, ms: the heartbeat
@@ -186,7 +186,7 @@ async fn read_loop(
                 } else {
                     let now = crate::sys::tcp_data_segs_in(rd.as_ref().as_raw_fd());
                     if now.is_some() && segs.is_some() && now != segs {
-                        let _ = inputs.send(Input::TransportAlive { link }).await;
+                        let _ = inputs.send(Input::PacketsArrive { link }).await;
                     }
                     now
                 };

@@ -57,8 +57,8 @@ pub struct Link {
     /// Ids the peer listed in its digest so far (during sync only).
     pub digest_seen: Option<HashSet<NodeId>>,
     /// Last time the transport showed the peer sending although no frame
-    /// completed (see [`Engine::transport_alive`]), ms.
-    pub stirring_ms: u64,
+    /// completed (see [`Engine::packets_arrive`]), ms.
+    pub packets_ms: u64,
     /// The current silence was logged as a lossy path.
     pub lossy_logged: bool,
     /// Last probe sent by the side that does not ping, ms (see
@@ -80,9 +80,9 @@ impl Link {
     /// When the link is dead if nothing more arrives, ms.
     pub fn dead_at(&self) -> u64 {
         let normal = self.last_rx_ms + DEAD_HEARTBEATS * self.hb_ms;
-        if self.stirring_ms > self.last_rx_ms {
+        if self.packets_ms > self.last_rx_ms {
             let lossy = self.last_rx_ms + LOSSY_HEARTBEATS * self.hb_ms;
-            (self.stirring_ms + DEAD_HEARTBEATS * self.hb_ms).clamp(normal, lossy)
+            (self.packets_ms + DEAD_HEARTBEATS * self.hb_ms).clamp(normal, lossy)
         } else {
             normal
         }
@@ -139,7 +139,7 @@ impl Engine {
                 rtt_us: None,
                 seen_as: None,
                 digest_seen: None,
-                stirring_ms: 0,
+                packets_ms: 0,
                 lossy_logged: false,
                 probe_ms: 0,
             },
@@ -164,10 +164,10 @@ impl Engine {
     /// a link is lossy, not dead: it gets up to [`LOSSY_HEARTBEATS`]
     /// before it is closed. A frozen or unplugged peer sends nothing, so
     /// this never delays noticing those.
-    pub fn transport_alive(&mut self, now: Now, link: LinkId) {
+    pub fn packets_arrive(&mut self, now: Now, link: LinkId) {
         self.now = now;
         if let Some(l) = self.links.get_mut(&link) {
-            l.stirring_ms = now.ms();
+            l.packets_ms = now.ms();
         }
     }
 

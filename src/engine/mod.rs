@@ -24,15 +24,14 @@ mod links;
 mod news;
 pub mod rng;
 mod run;
+mod snapshot;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::wire::ctl::{Reply, Status};
-use crate::wire::peer::{Announcement, NodeId, NodeRecord, PeerMsg, Version};
+use crate::wire::peer::{NodeId, NodeRecord, PeerMsg, Version};
 
 pub use config::Config;
 use idmap::IdMap;
@@ -40,6 +39,7 @@ use rng::Rng;
 
 use commands::first_mid;
 pub use links::LinkInfo;
+pub use snapshot::{SnapNode, Snapshot};
 use table::Table;
 
 /// The daemon's handle for one TCP connection.
@@ -65,16 +65,17 @@ impl Now {
 /// Something the engine wants done, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Send a message on a link.
+    /// Send a message on a link; a link whose queue is full is too slow
+    /// and is reported down ([`Engine::link_down`]).
     Send {
-        /// The link.
+        /// Where: a link the engine knows as up.
         link: LinkId,
-        /// The message.
+        /// What, in order after the messages sent on it before.
         msg: PeerMsg,
     },
     /// Close a link; the engine has already forgotten it.
     Close {
-        /// The link.
+        /// Which; frames already queued on it still leave.
         link: LinkId,
         /// Why, for the log.
         reason: String,
@@ -87,9 +88,10 @@ pub enum Action {
     },
     /// Send a frame to a control client; `Done` and `Error` are the last.
     Reply {
-        /// The request.
+        /// The request it answers (the caller's handle from
+        /// [`Engine::request`]).
         token: Token,
-        /// The frame.
+        /// The frame to send on.
         reply: Reply,
     },
     /// Write [`Engine::snapshot`] to the state dir.
@@ -102,35 +104,6 @@ pub enum Action {
     NodeRemoved(NodeId),
     /// Flush every link and exit: the node has left.
     Exit,
-}
-
-/// What survives a restart: the table and the addresses to redial.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
-    /// Wall clock ms when written.
-    pub saved_ms: u64,
-    /// The incarnation in use when written.
-    pub incarnation: u64,
-    /// Every node but this one.
-    pub nodes: Vec<SnapNode>,
-    /// Addresses to redial after a restart.
-    pub peers: Vec<String>,
-    /// Tombstones: nodes forgotten, up to which version.
-    #[serde(default)]
-    pub forgotten: Vec<(NodeId, Version)>,
-}
-
-/// One node in the [`Snapshot`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SnapNode {
-    /// Its newest announcement.
-    pub na: Arc<Announcement>,
-    /// Its status when written.
-    pub status: Status,
-    /// When it was last seen, wall ms.
-    pub last_seen_ms: u64,
-    /// Its last known parent.
-    pub parent: Option<NodeId>,
 }
 
 /// The protocol state machine of one node.
@@ -459,39 +432,6 @@ impl Engine {
     fn persist(&mut self) {
         self.persist_at = None;
         self.actions.push(Action::Persist);
-    }
-
-    /// What survives a restart, as it stands: written by the caller when
-    /// the engine asks with [`Action::Persist`].
-    pub fn snapshot(&self) -> Snapshot {
-        let mut nodes: Vec<SnapNode> = self
-            .table
-            .values()
-            .filter(|e| e.na.id != self.me)
-            .map(|e| SnapNode {
-                na: Arc::clone(&e.na),
-                status: e.status,
-                last_seen_ms: e.last_seen_ms,
-                parent: self.table.parent(e),
-            })
-            .collect();
-        nodes.sort_by_key(|n| n.na.id);
-        let peers = self
-            .dials
-            .iter()
-            .filter(|(_, d)| d.persistent)
-            .map(|(a, _)| a.clone())
-            .collect();
-        let mut forgotten: Vec<(NodeId, Version)> =
-            self.forgotten.iter().map(|(id, v)| (*id, *v)).collect();
-        forgotten.sort();
-        Snapshot {
-            saved_ms: self.now.wall_ms,
-            incarnation: self.version.inc,
-            nodes,
-            peers,
-            forgotten,
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::wire::ctl::{Command, Run, Target};
-use crate::wire::peer::{Dest, Hello, Neighbor, Routed};
+use crate::wire::peer::{Announcement, Dest, Hello, Neighbor, Routed};
 
 const HB: u64 = 1000;
 
@@ -253,7 +253,7 @@ fn a_silent_link_dies_after_three_heartbeats_a_lossy_one_after_ten() {
     // Link 2's peer keeps sending packets that complete no frame.
     let mut closed_at = std::collections::BTreeMap::new();
     for ms in (100..=12 * HB).step_by(100) {
-        e.transport_alive(now(ms), 2);
+        e.packets_arrive(now(ms), 2);
         e.tick(now(ms));
         for l in closed(&e.take_actions()) {
             closed_at.entry(l).or_insert(ms);

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use daust_ui::{draw, App, Event, Node, Status};
+use daust_ui::{draw, App, Msg, Node, Status};
 use ratatui::backend::TestBackend;
 
 fn main() {
@@ -45,7 +45,7 @@ fn main() {
         now_ms: now,
         ..App::default()
     };
-    app.update(Event::Table {
+    app.update(Msg::Table {
         me: "root".into(),
         authenticated: false,
         nodes,
@@ -55,7 +55,7 @@ fn main() {
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
         // Move the selection so every frame differs, as when scrolling.
-        app.update(Event::Key(if i % 2 == 0 {
+        app.update(Msg::Key(if i % 2 == 0 {
             daust_ui::Key::PageDown
         } else {
             daust_ui::Key::Down

@@ -2,7 +2,7 @@
 //! handling and drawing, in the model-update-view style.
 //!
 //! This crate knows nothing of sockets or of the daemon's types: the root
-//! crate maps the daemon's data into [`Node`]s and feeds [`Event`]s to
+//! crate maps the daemon's data into [`Node`]s and feeds [`Msg`]s to
 //! [`run`], which is generic over the ratatui `Backend`. [`draw`] is pure.
 //!
 //! # Layout
@@ -209,7 +209,7 @@ pub enum Cmd {
 
 /// Everything the loop reacts to.
 #[derive(Clone, Debug)]
-pub enum Event {
+pub enum Msg {
     /// A key.
     Key(Key),
     /// The terminal was resized.
@@ -307,12 +307,12 @@ impl Default for App {
 
 impl App {
     /// Applies one event; returns a command for the outside world, if any.
-    pub fn update(&mut self, ev: Event) -> Option<Cmd> {
+    pub fn update(&mut self, ev: Msg) -> Option<Cmd> {
         match ev {
-            Event::Key(k) => return self.key(k),
-            Event::Resize => {}
-            Event::Tick(now) => self.now_ms = now,
-            Event::Table {
+            Msg::Key(k) => return self.key(k),
+            Msg::Resize => {}
+            Msg::Tick(now) => self.now_ms = now,
+            Msg::Table {
                 me,
                 authenticated,
                 nodes,
@@ -326,7 +326,7 @@ impl App {
                 self.connected = true;
                 self.disconnected_ms = None;
             }
-            Event::Changed { nodes, removed } => {
+            Msg::Changed { nodes, removed } => {
                 for n in nodes {
                     self.nodes.insert(n.id.clone(), n);
                 }
@@ -334,14 +334,14 @@ impl App {
                     self.nodes.remove(&id);
                 }
             }
-            Event::Disconnected(at) => {
+            Msg::Disconnected(at) => {
                 self.connected = false;
                 self.disconnected_ms.get_or_insert(at);
                 self.now_ms = self.now_ms.max(at);
                 self.status_line = "disconnected — retrying".into();
             }
-            Event::Status(s) => self.status_line = s,
-            Event::Quit => self.quit = true,
+            Msg::Status(s) => self.status_line = s,
+            Msg::Quit => self.quit = true,
         }
         None
     }
@@ -505,7 +505,7 @@ impl App {
 pub fn run<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
-    mut next: impl FnMut() -> Option<Event>,
+    mut next: impl FnMut() -> Option<Msg>,
     mut exec: impl FnMut(Cmd),
 ) -> Result<(), B::Error> {
     while !app.quit {

@@ -37,7 +37,7 @@ fn three_levels() -> App {
         now_ms: NOW,
         ..App::default()
     };
-    app.update(Event::Table {
+    app.update(Msg::Table {
         me: "a1".into(),
         authenticated: false,
         nodes: vec![
@@ -137,7 +137,7 @@ fn empty_network() {
         now_ms: NOW,
         ..App::default()
     };
-    app.update(Event::Table {
+    app.update(Msg::Table {
         me: "a1".into(),
         authenticated: true,
         nodes: vec![],
@@ -197,7 +197,7 @@ fn confirmation_prompt() {
 #[test]
 fn disconnected_banner() {
     let mut app = three_levels();
-    app.update(Event::Disconnected(NOW));
+    app.update(Msg::Disconnected(NOW));
     let s = screen(&app, 120, 12);
     assert!(s
         .lines()
@@ -206,7 +206,7 @@ fn disconnected_banner() {
         .contains("disconnected — retrying"));
     // The view keeps what it had.
     assert!(s.contains("vm4"));
-    app.update(Event::Table {
+    app.update(Msg::Table {
         me: "a1".into(),
         authenticated: false,
         nodes: vec![],
@@ -332,7 +332,7 @@ fn changes_apply_and_selection_follows_the_node() {
     app.key(Key::Char('G'));
     let mut vm5 = app.nodes["b5"].clone();
     vm5.status = Status::Alive;
-    app.update(Event::Changed {
+    app.update(Msg::Changed {
         nodes: vec![vm5],
         removed: vec!["d1".into()],
     });
@@ -355,9 +355,9 @@ fn run_loop_is_generic_over_the_backend() {
     let mut app = three_levels();
     let mut t = ratatui::Terminal::new(TestBackend::new(100, 12)).unwrap();
     let mut events = vec![
-        Event::Key(Key::Char('j')),
-        Event::Key(Key::Char('p')),
-        Event::Key(Key::Char('q')),
+        Msg::Key(Key::Char('j')),
+        Msg::Key(Key::Char('p')),
+        Msg::Key(Key::Char('q')),
     ]
     .into_iter();
     let mut cmds = Vec::new();
@@ -387,7 +387,7 @@ fn two_thousand_nodes_render_in_one_frame() {
         now_ms: NOW,
         ..App::default()
     };
-    app.update(Event::Table {
+    app.update(Msg::Table {
         me: "root".into(),
         authenticated: false,
         nodes,
@@ -403,8 +403,8 @@ fn two_thousand_nodes_render_in_one_frame() {
 #[test]
 fn ages_tick_while_disconnected() {
     let mut app = three_levels();
-    app.update(Event::Disconnected(NOW));
-    app.update(Event::Tick(NOW + 12_000));
+    app.update(Msg::Disconnected(NOW));
+    app.update(Msg::Tick(NOW + 12_000));
     let s = screen(&app, 120, 12);
     assert!(
         s.lines().next().unwrap().contains("data from 12s ago"),
@@ -416,7 +416,7 @@ fn ages_tick_while_disconnected() {
     let vm5 = s.lines().find(|l| l.contains("vm5")).unwrap();
     assert!(vm5.contains("54s"), "{vm5}");
     // Back: fresh data, fresh ages.
-    app.update(Event::Table {
+    app.update(Msg::Table {
         me: "a1".into(),
         authenticated: false,
         nodes: vec![node("a1", "hv1", None, Status::Alive, 0)],
