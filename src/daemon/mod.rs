@@ -10,7 +10,8 @@
 //! - [`net`], [`secure`]: a peer link's reader and writer, and its Noise
 //!   session;
 //! - [`control`]: one control connection;
-//! - [`driver`]: the one task that owns the engine;
+//! - [`driver`]: the one task that owns the engine, told by the others
+//!   through [`Input`];
 //! - [`hooks`], [`metrics`]: `--on-event` hooks (for the engine's
 //!   membership news), `/metrics`.
 //!
@@ -23,6 +24,7 @@ mod control;
 mod detach;
 mod driver;
 pub mod hooks;
+mod input;
 pub mod logfile;
 pub mod metrics;
 mod net;
@@ -40,12 +42,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::engine::{Engine, LinkId, LinkInfo, Token};
-use crate::wire::ctl::{Reply, Request};
-use crate::wire::peer::PeerMsg;
-use crate::wire::FrameError;
+use crate::engine::Engine;
 use driver::{Clock, Driver, Parts};
-use net::LinkHandle;
+pub use input::Input;
 use settings::{normalise_args, println_or_closed, Args, Settings};
 use state::StateDir;
 
@@ -240,67 +239,4 @@ async fn run(s: Settings) -> Result<(), String> {
     let _ = std::fs::remove_file(&pid);
     tracing::info!("daustd stopped");
     result
-}
-
-/// What the driver is told, by the tasks that move bytes.
-pub enum Input {
-    /// A peer connection finished its handshake (Noise, with a key) and its
-    /// reader and writer run.
-    LinkUp {
-        /// The handle the engine will know it by.
-        link: LinkId,
-        /// Who dialled, and the address of the other end.
-        info: LinkInfo,
-        /// The writer's queue and both tasks, for the driver to own.
-        handle: LinkHandle,
-    },
-    /// A whole frame arrived on a link.
-    Frame {
-        /// The link it came on.
-        link: LinkId,
-        /// The decoded message.
-        msg: PeerMsg,
-    },
-    /// `/metrics` was asked for: the driver renders the page from the
-    /// engine.
-    Metrics {
-        /// Where the page goes.
-        tx: tokio::sync::oneshot::Sender<String>,
-    },
-    /// The peer's packets arrive on a link although no frame completes (a
-    /// lost segment holds them back): a lossy path, not a dead one.
-    PacketsArrive {
-        /// The link they arrive on.
-        link: LinkId,
-    },
-    /// Bytes that are not a frame arrived; the reader stopped.
-    BadFrame {
-        /// The link they came on.
-        link: LinkId,
-        /// What was wrong with them, for the log.
-        err: FrameError,
-    },
-    /// A connection ended (EOF, error, or our own close).
-    LinkDown {
-        /// The link that ended.
-        link: LinkId,
-        /// Why, for the log.
-        reason: String,
-    },
-    /// A dial failed before any handshake.
-    DialFailed {
-        /// The address as the engine asked for it.
-        addr: String,
-        /// Why, for the log and for a waiting `remote ADDR`.
-        err: String,
-    },
-    /// A client's request on the control socket.
-    Ctl {
-        /// The connection's handle, for the replies.
-        token: Token,
-        /// What it asks.
-        req: Request,
-        /// Where its reply frames go.
-        tx: mpsc::Sender<Reply>,
-    },
 }
