@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{limits, Action, Engine, LinkId};
-use crate::wire::peer::{Announcement, Neighbor, PeerMsg, Version};
+use crate::wire::peer::{Announcement, Neighbor, PeerMsg};
 
 impl Engine {
     /// Our own announcement as it stands.
@@ -48,7 +48,7 @@ impl Engine {
         self.announce_at = None;
         self.announced_ms = self.now.ms();
         self.refresh_at = self.now.ms() + self.cfg.refresh_ms();
-        self.version.seq += 1;
+        self.version = limits::next(self.version);
         let na = Arc::new(self.own_na());
         self.table.offer(Arc::clone(&na), self.now.wall_ms);
         self.actions.push(Action::NodeChanged(self.me));
@@ -91,14 +91,17 @@ impl Engine {
     /// as the link is up, with the link in it, so passing that copy on
     /// would cost every node a frame saying nothing new a moment later.
     pub(super) fn accept_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
+        if let Err(why) = limits::plausible(na.version, self.now.wall_ms) {
+            tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
+            return false;
+        }
         if na.id == self.me {
             if na.version >= self.version {
-                // A copy of us from a previous life (clock went back, or the
-                // state dir was lost): move past it.
-                self.version = Version {
-                    inc: na.version.inc.max(self.version.inc) + 1,
-                    seq: 0,
-                };
+                // A copy of us we did not make (a previous life whose
+                // snapshot is lost, a clock set back, or a forgery): move
+                // past it, so that our own record wins everywhere.
+                tracing::info!(peer = %self.describe(link), "a newer announcement of this node is about: announcing past it");
+                self.version = na.version;
                 self.announce();
             }
             return false;

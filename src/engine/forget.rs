@@ -3,6 +3,7 @@
 //! copies of them stay out, and held ("contested") forgets for nodes that
 //! look alive here.
 
+use super::idmap::{new_map, IdMap};
 use super::{limits, Action, Engine, LinkId};
 use crate::wire::ctl::Status;
 use crate::wire::peer::{NodeId, PeerMsg, Version};
@@ -28,7 +29,7 @@ impl Engine {
             if let Some(e) = self.table.remove(&id) {
                 self.actions.push(Action::NodeRemoved(id));
                 tracing::info!(node = %e.na.record.name, "forgotten after {} s unseen", (now - e.last_seen_ms) / 1000);
-                self.forgotten.insert(id, e.na.version);
+                self.forgotten.insert(id, e.na.version, now);
                 self.schedule_persist();
             }
         }
@@ -37,25 +38,24 @@ impl Engine {
     /// Removes `id` from the table for good (versions up to `version`) and
     /// tells the neighbours. Returns false if the node is alive here.
     pub(super) fn forget(&mut self, id: NodeId, version: Version, from: Option<LinkId>) -> bool {
+        if let Err(why) = limits::plausible(version, self.now.wall_ms) {
+            let peer = from.map_or_else(|| "here".to_string(), |l| self.describe(l));
+            tracing::warn!(%peer, node = %id.short(), "dropping a forget: {why}");
+            return false;
+        }
         if self.forgotten.get(&id).is_some_and(|v| *v >= version) {
             return true;
         }
         if self.forgotten.len() >= limits::MAX_NODES {
             // Tombstones only keep stale copies out; the oldest can go.
-            let drop: Vec<NodeId> = self
-                .forgotten
-                .keys()
-                .take(limits::MAX_NODES / 16)
-                .copied()
-                .collect();
-            for k in drop {
-                self.forgotten.remove(&k);
-            }
+            self.forgotten.drop_oldest(limits::MAX_NODES / 16);
         }
         if id == self.me {
             if from.is_some() && version >= self.version {
-                // Forgotten somewhere while alive (a partition): announce a
-                // newer version, which every tombstone lets through.
+                // Forgotten somewhere while alive (a partition, or a forged
+                // forget): announce past the tombstone's version, which
+                // every tombstone lets through.
+                self.version = version;
                 self.announce();
             }
             return false;
@@ -81,10 +81,81 @@ impl Engine {
             self.actions.push(Action::NodeRemoved(id));
         }
         self.contested.remove(&id);
-        self.forgotten.insert(id, version);
+        self.forgotten.insert(id, version, self.now.wall_ms);
         self.dirty_routes();
         self.schedule_persist();
         self.flood(from, PeerMsg::Forget { id, version }, from.is_none());
         true
+    }
+}
+
+/// Tombstones of forgotten nodes: versions up to which copies of them stay
+/// out, each for [`limits::TOMBSTONE_MS`] after it was made.
+#[derive(Debug)]
+pub struct Tombstones {
+    versions: IdMap<Version>,
+    since_ms: IdMap<u64>,
+}
+
+impl Tombstones {
+    /// None yet.
+    pub fn new(hash_key: u64) -> Tombstones {
+        Tombstones {
+            versions: new_map(hash_key),
+            since_ms: new_map(hash_key),
+        }
+    }
+
+    /// The version up to which `id` is forgotten.
+    pub fn get(&self, id: &NodeId) -> Option<&Version> {
+        self.versions.get(id)
+    }
+
+    /// Forgets `id` up to `version`, from wall time `now_ms`.
+    pub fn insert(&mut self, id: NodeId, version: Version, now_ms: u64) {
+        self.versions.insert(id, version);
+        self.since_ms.insert(id, now_ms);
+    }
+
+    /// `id` came back: no tombstone.
+    pub fn remove(&mut self, id: &NodeId) {
+        self.versions.remove(id);
+        self.since_ms.remove(id);
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Every tombstone: id, version, when made.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, Version, u64)> + '_ {
+        self.versions
+            .iter()
+            .map(|(id, v)| (*id, *v, self.since_ms.get(id).copied().unwrap_or(0)))
+    }
+
+    /// Drops the `n` oldest.
+    fn drop_oldest(&mut self, n: usize) {
+        let mut all: Vec<(u64, NodeId)> = self.since_ms.iter().map(|(id, t)| (*t, *id)).collect();
+        all.sort();
+        for (_, id) in all.into_iter().take(n) {
+            self.remove(&id);
+        }
+    }
+
+    /// Drops the tombstones older than [`limits::TOMBSTONE_MS`] at
+    /// `now_ms`; returns how many.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let old: Vec<NodeId> = self
+            .since_ms
+            .iter()
+            .filter(|(_, t)| now_ms.saturating_sub(**t) > limits::TOMBSTONE_MS)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &old {
+            self.remove(id);
+        }
+        old.len()
     }
 }

@@ -2,7 +2,7 @@
 //! above what an honest node sends, and low enough that a hostile peer
 //! cannot grow the table without end.
 
-use crate::wire::peer::Announcement;
+use crate::wire::peer::{Announcement, Version};
 
 /// Nodes in the table. Thousands of nodes per network are the design
 /// target; 65,536 leaves room for ten times that.
@@ -25,6 +25,57 @@ pub const MAX_NEIGHBORS: usize = 4096;
 
 /// Bytes of any other text field (kind, version, OS, an address).
 pub const MAX_TEXT: usize = 256;
+
+/// How far ahead of this node's clock an incarnation may be, ms. An
+/// incarnation is its node's clock at start, and clocks are off, by hours
+/// or days (a VM resumed from suspend, a host without NTP): 30 days is
+/// honest. Beyond it a version can only be forged, and it would outrank the
+/// node's own record for a long time.
+pub const MAX_FUTURE_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Announcements one incarnation may make: 2^40, 35 years at a thousand a
+/// second. A higher `seq` can only be forged.
+pub const MAX_SEQ: u64 = 1 << 40;
+
+/// The longest heartbeat a peer may ask a link to use, ms: a link times out
+/// after three of the longer of both sides', so a peer asking for more
+/// would hold a connection slot for ever.
+pub const MAX_HEARTBEAT_MS: u64 = 60_000;
+
+/// How long a tombstone of a forgotten node lasts, ms: long enough for the
+/// forget to reach every node that was down or cut off, short enough that
+/// one forged forget is not for ever (Serf reaps after 24 h too).
+pub const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
+
+/// Whether a version from the network can be honest at wall clock `now_ms`.
+pub fn plausible(v: Version, now_ms: u64) -> Result<(), String> {
+    if v.inc > now_ms.saturating_add(MAX_FUTURE_MS) {
+        return Err(format!(
+            "an incarnation {} days ahead of this clock",
+            (v.inc - now_ms) / 86_400_000
+        ));
+    }
+    if v.seq > MAX_SEQ {
+        return Err(format!("a sequence number of {} (limit 2^40)", v.seq));
+    }
+    Ok(())
+}
+
+/// The version after `v`, for a node's own next announcement: the next
+/// `seq`, or the next incarnation once `seq` is at its limit. Never wraps.
+pub fn next(v: Version) -> Version {
+    if v.seq < MAX_SEQ {
+        Version {
+            inc: v.inc,
+            seq: v.seq + 1,
+        }
+    } else {
+        Version {
+            inc: v.inc.saturating_add(1),
+            seq: 0,
+        }
+    }
+}
 
 /// Checks an announcement against the bounds; says which one it breaks.
 pub fn check(na: &Announcement) -> Result<(), String> {

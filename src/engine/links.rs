@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::dials::DialState;
+use super::limits;
 use super::{Action, Config, Engine, LinkId, Now};
 use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, PROTO_MAJOR, PROTO_MINOR};
 use crate::wire::FrameError;
@@ -278,7 +279,12 @@ impl Engine {
         l.peer = Some(h.id);
         l.peer_name = h.na.record.name.clone();
         l.seen_as = Some(h.seen_as);
-        l.hb_ms = self.cfg.heartbeat_ms().max(h.hb_ms);
+        // A peer may slow the link down, not without bound: it would hold
+        // the connection for ever.
+        l.hb_ms = self
+            .cfg
+            .heartbeat_ms()
+            .max(h.hb_ms.min(limits::MAX_HEARTBEAT_MS));
         let dialled = l.dialled.clone();
         // Two links to one node: keep the one dialled by the lower id, or
         // the older one if the same side dialled both.

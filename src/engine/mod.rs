@@ -126,7 +126,7 @@ pub struct Engine {
     next_mid: u64,
     seen: HashSet<(NodeId, u64)>,
     seen_order: VecDeque<(NodeId, u64)>,
-    forgotten: IdMap<Version>,
+    forgotten: forget::Tombstones,
     /// Forgets received for nodes alive here: applied if they turn out
     /// unreachable at that version.
     contested: IdMap<Version>,
@@ -164,12 +164,21 @@ impl Engine {
     ) -> Self {
         record.deadend = cfg.deadend;
         let snap = snapshot.unwrap_or_default();
-        let inc = now.wall_ms.max(snap.incarnation + 1);
+        let inc = now.wall_ms.max(snap.incarnation.saturating_add(1));
         let hash_key = cfg.hash_key;
         let mut table = Table::new(hash_key);
         let mut parents = Vec::new();
-        let mut forgotten: IdMap<Version> = idmap::new_map(hash_key);
-        forgotten.extend(snap.forgotten.iter().take(limits::MAX_NODES).copied());
+        let mut forgotten = forget::Tombstones::new(hash_key);
+        let made: IdMap<u64> = {
+            let mut m = idmap::new_map(hash_key);
+            m.extend(snap.forgotten_ms.iter().copied());
+            m
+        };
+        for (id, v) in snap.forgotten.iter().take(limits::MAX_NODES) {
+            // From an older snapshot without times: from now.
+            let at = made.get(id).copied().unwrap_or(now.wall_ms);
+            forgotten.insert(*id, *v, at);
+        }
         // News starts from what the snapshot said; nodes it held get a
         // grace to come back before their loss is news.
         let told: Vec<(NodeId, Status)> = snap
@@ -319,6 +328,9 @@ impl Engine {
         if ms >= self.housekeep_at {
             self.housekeep_at = ms + 10_000;
             self.forget_old();
+            if self.forgotten.expire(now.wall_ms) > 0 {
+                self.schedule_persist();
+            }
         }
         if self.persist_at.is_some_and(|t| ms >= t) {
             self.persist();

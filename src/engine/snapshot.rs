@@ -25,6 +25,9 @@ pub struct Snapshot {
     /// Tombstones: nodes forgotten, up to which version.
     #[serde(default)]
     pub forgotten: Vec<(NodeId, Version)>,
+    /// When each tombstone was made, wall ms (they expire a day later).
+    #[serde(default)]
+    pub forgotten_ms: Vec<(NodeId, u64)>,
 }
 
 /// One node in the [`Snapshot`].
@@ -62,15 +65,17 @@ impl Engine {
             .filter(|(_, d)| d.persistent)
             .map(|(a, _)| a.clone())
             .collect();
-        let mut forgotten: Vec<(NodeId, Version)> =
-            self.forgotten.iter().map(|(id, v)| (*id, *v)).collect();
-        forgotten.sort();
+        let mut tombs: Vec<(NodeId, Version, u64)> = self.forgotten.iter().collect();
+        tombs.sort();
+        let forgotten = tombs.iter().map(|(id, v, _)| (*id, *v)).collect();
+        let forgotten_ms = tombs.iter().map(|(id, _, t)| (*id, *t)).collect();
         Snapshot {
             saved_ms: self.now.wall_ms,
             incarnation: self.version.inc,
             nodes,
             peers,
             forgotten,
+            forgotten_ms,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::wire::peer::{Announcement, Dest, Hello, Neighbor, Routed};
 
 const HB: u64 = 1000;
 
-fn now(ms: u64) -> Now {
+pub(super) fn now(ms: u64) -> Now {
     Now {
         mono_us: ms * 1000,
         wall_ms: 1_700_000_000_000 + ms,
@@ -34,13 +34,13 @@ fn record(name: &str) -> NodeRecord {
     }
 }
 
-fn engine(id: u128, cfg: Config) -> Engine {
+pub(super) fn engine(id: u128, cfg: Config) -> Engine {
     let mut e = Engine::new(cfg, NodeId(id), record(&format!("n{id}")), now(0), 7, None);
     e.take_actions();
     e
 }
 
-fn na(id: u128, seq: u64, neighbors: &[u128]) -> Announcement {
+pub(super) fn na(id: u128, seq: u64, neighbors: &[u128]) -> Announcement {
     Announcement {
         id: NodeId(id),
         version: Version { inc: 1, seq },
@@ -57,7 +57,7 @@ fn na(id: u128, seq: u64, neighbors: &[u128]) -> Announcement {
     }
 }
 
-fn hello(id: u128, neighbors: &[u128]) -> PeerMsg {
+pub(super) fn hello(id: u128, neighbors: &[u128]) -> PeerMsg {
     PeerMsg::Hello(Box::new(Hello {
         proto: crate::wire::peer::PROTO_MAJOR,
         minor: 0,
@@ -70,7 +70,7 @@ fn hello(id: u128, neighbors: &[u128]) -> PeerMsg {
 
 /// Opens link `link` to peer `peer` (dialled by us when `dialled`) and
 /// completes its handshake at `ms`.
-fn link(e: &mut Engine, link: LinkId, peer: u128, dialled: bool, ms: u64) {
+pub(super) fn link(e: &mut Engine, link: LinkId, peer: u128, dialled: bool, ms: u64) {
     let info = LinkInfo {
         dialled: dialled.then(|| format!("10.0.1.{peer}:4040")),
         remote: format!("10.0.1.{peer}:4040"),
@@ -89,7 +89,7 @@ fn sent(actions: &[Action], to: LinkId) -> Vec<&PeerMsg> {
         .collect()
 }
 
-fn closed(actions: &[Action]) -> Vec<LinkId> {
+pub(super) fn closed(actions: &[Action]) -> Vec<LinkId> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -372,3 +372,5 @@ fn all_returns_when_every_alive_node_answered() {
     assert_eq!(o.answers.len(), 2);
     assert!(o.missing.is_empty());
 }
+
+mod hostile;
