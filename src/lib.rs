@@ -16,6 +16,7 @@
 //! - [`time`]: durations and wall-clock times as people type and read them.
 //! - [`keys`]: cluster keys: the key file, fingerprints, new keys.
 //! - [`paths`]: the state dir and the control socket.
+//! - [`text`]: text from the network made safe to print.
 //! - [`sys`]: facts about the machine: name, addresses, gateway, kind.
 
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod keys;
 pub mod paths;
 pub mod sim;
 pub mod sys;
+pub mod text;
 pub mod time;
 pub mod wire;
 

@@ -42,7 +42,7 @@ fn fail(json: bool, message: &str, code: u8) -> ExitCode {
         let _ =
             print_out(&(serde_json::json!({"error": message, "code": code}).to_string() + "\n"));
     }
-    eprintln!("daust: {message}");
+    eprintln!("daust: {}", crate::text::clean(message));
     ExitCode::from(code.max(1))
 }
 
@@ -215,7 +215,8 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
             }
         }
         Reply::Done(o) => {
-            let r = render::outcome(&cmd, all, &o);
+            // Text from the network, escaped before it reaches a terminal.
+            let r = render::outcome(&cmd, all, &crate::text::cleaned(&o));
             let _ = print_out(&r.out);
             for line in &r.errors {
                 eprintln!("daust: {line}");
@@ -252,9 +253,10 @@ fn events(p: &Phrase) -> ExitCode {
             Ok(Next::Reply(Reply::Event(ev))) if p.json => {
                 serde_json::to_string(&ev).unwrap_or_default()
             }
-            Ok(Next::Reply(Reply::Event(ev))) => render::event(&ev),
+            Ok(Next::Reply(Reply::Event(ev))) => render::event(&crate::text::cleaned(&*ev)),
             Ok(Next::Reply(Reply::Error { message, code })) => return fail(false, &message, code),
             Ok(Next::Reply(Reply::Subscribed { name })) => {
+                let name = crate::text::clean(&name);
                 eprintln!("daust: streaming the events {name} sees (Ctrl-C ends)");
                 continue;
             }

@@ -116,8 +116,19 @@ async fn run(cmd: String, mut rx: mpsc::Receiver<Event>, timeout: Duration, stat
 /// The environment a hook sees.
 pub fn env(ev: &Event) -> Vec<(&'static str, String)> {
     let n = &ev.node;
-    let tags: Vec<String> = n.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    vec![
+    // `k=v,...` stays unambiguous: `%`, `,` and `=` inside a key or value
+    // are written `%25`, `%2C`, `%3D` (a comma in a value forged tags).
+    let enc = |s: &str| {
+        s.replace('%', "%25")
+            .replace(',', "%2C")
+            .replace('=', "%3D")
+    };
+    let tags: Vec<String> = n
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    let vars = vec![
         ("DAUST_EVENT", ev.event.as_str().to_string()),
         ("DAUST_NODE_NAME", n.name.clone()),
         ("DAUST_NODE_ID", n.id.to_string()),
@@ -135,7 +146,13 @@ pub fn env(ev: &Event) -> Vec<(&'static str, String)> {
         ("DAUST_PATH", ev.path.join(" ")),
         ("DAUST_SELF", ev.reporter.clone()),
         ("DAUST_TIME_MS", ev.time_ms.to_string()),
-    ]
+    ];
+    // Text from the network with control characters escaped: a NUL made
+    // every hook for the node fail, a newline could forge a line of what
+    // the hook writes. The event's JSON on stdin holds the text as it is.
+    vars.into_iter()
+        .map(|(k, v)| (k, crate::text::clean(&v).into_owned()))
+        .collect()
 }
 
 async fn run_one(cmd: &str, ev: &Event, timeout: Duration) -> Result<(), String> {

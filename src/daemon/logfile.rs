@@ -118,11 +118,34 @@ fn open(path: &Path) -> io::Result<File> {
 pub struct Writer(pub Arc<LogFile>);
 
 impl Write for Writer {
+    /// One log line; text from the network in it is escaped
+    /// ([`crate::text::clean_log_line`]).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_line(buf)
+        let line = String::from_utf8_lossy(buf);
+        self.0
+            .write_line(crate::text::clean_log_line(&line, false).as_bytes())?;
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Log lines to stderr, with text from the network escaped (the colour
+/// codes of a terminal kept).
+struct CleanStderr {
+    colours: bool,
+}
+
+impl Write for CleanStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        let clean = crate::text::clean_log_line(&line, self.colours);
+        io::stderr().lock().write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
     }
 }
 
@@ -174,7 +197,7 @@ pub fn init_logging(
             let ansi = std::io::stderr().is_terminal();
             let _ = builder
                 .with_ansi(ansi)
-                .with_writer(std::io::stderr)
+                .with_writer(move || CleanStderr { colours: ansi })
                 .try_init();
             None
         }
