@@ -138,3 +138,169 @@ fn control_characters_from_the_network_are_escaped_everywhere() {
         "{got:?}"
     );
 }
+
+/// A daemon started by hand, killed by its pid when the test ends.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Spawned {
+    Spawned(
+        std::process::Command::new(bin())
+            .arg("daemon")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn daustd"),
+    )
+}
+
+/// Runs `daustd ARGS` that must refuse to start; a daemon that runs
+/// anyway is killed after the deadline (its output then says so).
+fn daemon_once(args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new(bin())
+        .arg("daemon")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run daustd");
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        if !wait_for(Duration::from_secs(5), || d.load(Ordering::Relaxed)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    });
+    let o = child.wait_with_output().expect("wait");
+    done.store(true, Ordering::Relaxed);
+    o
+}
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A root daemon given a state dir another user prepared followed its
+/// symlinks: it overwrote a file with its pid and adopted the planted
+/// identity.
+#[test]
+fn a_state_dir_others_could_plant_files_in_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("strict");
+    let dir = tmp.0.join("state");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let victim = tmp.0.join("precious");
+    std::fs::write(&victim, "keep me\n").expect("write");
+    std::os::unix::fs::symlink(&victim, dir.join("daustd.pid")).expect("symlink");
+    let d = dir.display().to_string();
+    let o = daemon_once(&["--bind", "127.0.30.20", "--state-dir", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("is writable by others (mode 777)"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap_or_default(),
+        "keep me\n"
+    );
+    // Ours and private: it runs, and a planted symlink is replaced, not
+    // followed.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let child = spawn(&[
+        "--bind",
+        "127.0.30.21",
+        "--name",
+        "strict2",
+        "--state-dir",
+        &d,
+    ]);
+    let pid_file = dir.join("daustd.pid");
+    let ok = wait_for(DEADLINE, || {
+        std::fs::symlink_metadata(&pid_file).is_ok_and(|m| m.file_type().is_file())
+    });
+    drop(child);
+    assert!(ok, "the pid file never replaced the symlink");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap_or_default(),
+        "keep me\n"
+    );
+}
+
+/// A key file others can read is a leaked key: refused, as OpenSSH
+/// refuses such a private key.
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("keyperm");
+    let key = tmp.0.join("key");
+    let o = std::process::Command::new(bin())
+        .arg("keygen")
+        .output()
+        .expect("keygen");
+    std::fs::write(&key, &o.stdout).expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let k = key.display().to_string();
+    let s = tmp.0.join("s").display().to_string();
+    let o = daemon_once(&["--bind", "127.0.30.30", "--state-dir", &s, "--key-file", &k]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains("readable by others (mode 644)") && err(&o).contains("chmod 600"),
+        "{}",
+        err(&o)
+    );
+}
+
+/// A second daemon given the same --socket removed the first one's live
+/// socket.
+#[test]
+fn a_live_control_socket_is_not_taken_over() {
+    let tmp = TempDir::new("sock");
+    let sock = tmp.0.join("shared.sock").display().to_string();
+    let s1 = tmp.0.join("s1").display().to_string();
+    let _first = spawn(&[
+        "--bind",
+        "127.0.30.40",
+        "--name",
+        "sock1",
+        "--state-dir",
+        &s1,
+        "--socket",
+        &sock,
+    ]);
+    let info = || {
+        std::process::Command::new(bin())
+            .args(["--socket", &sock, "info"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    assert!(wait_for(DEADLINE, || info().contains("name:         sock1")));
+    let s2 = tmp.0.join("s2").display().to_string();
+    let o = daemon_once(&[
+        "--bind",
+        "127.0.30.41",
+        "--state-dir",
+        &s2,
+        "--socket",
+        &sock,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("another daustd answers"), "{}", err(&o));
+    assert!(
+        info().contains("name:         sock1"),
+        "the first lost its socket"
+    );
+}

@@ -18,8 +18,10 @@ fn keygen() -> String {
 }
 
 fn keyfile(tmp: &TempDir, name: &str, keys: &[&str]) -> String {
+    use std::os::unix::fs::PermissionsExt;
     let p = tmp.0.join(name);
     std::fs::write(&p, keys.join("\n") + "\n").expect("key file");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     p.display().to_string()
 }
 

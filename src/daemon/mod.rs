@@ -151,6 +151,13 @@ async fn run(s: Settings) -> Result<(), String> {
     let listener = TcpListener::bind(s.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", s.bind))?;
+    // A socket another daemon answers on is not ours to replace.
+    if std::os::unix::net::UnixStream::connect(&s.socket).is_ok() {
+        return Err(format!(
+            "another daustd answers on the control socket {}: give this one its own --socket",
+            s.socket.display()
+        ));
+    }
     let _ = std::fs::remove_file(&s.socket);
     let ctl = UnixListener::bind(&s.socket)
         .map_err(|e| format!("cannot open the control socket {}: {e}", s.socket.display()))?;

@@ -214,6 +214,19 @@ pub fn settings(args: Args) -> Result<Settings, String> {
 /// commas or spaces), else none.
 pub fn load_keys(file: Option<&std::path::Path>) -> Result<Option<secure::Keys>, String> {
     if let Some(f) = file {
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(f)
+            .map_err(|e| format!("--key-file {}: {e}", f.display()))?
+            .mode();
+        if mode & 0o077 != 0 {
+            // As OpenSSH refuses a private key others can read.
+            return Err(format!(
+                "--key-file {}: readable by others (mode {:o}); the key is a secret: chmod 600 {}",
+                f.display(),
+                mode & 0o777,
+                f.display()
+            ));
+        }
         let text =
             std::fs::read_to_string(f).map_err(|e| format!("--key-file {}: {e}", f.display()))?;
         return secure::Keys::parse(&text)

@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::engine::Snapshot;
@@ -29,6 +29,10 @@ pub struct StateDir {
 pub enum StateError {
     /// Another daemon holds the lock.
     AlreadyRunning(PathBuf),
+    /// Someone else could plant files in it (it is not ours, or others may
+    /// write to it): the daemon, maybe root, would follow their symlinks
+    /// and adopt their identity.
+    Unsafe(String),
 }
 
 impl std::fmt::Display for StateError {
@@ -37,8 +41,35 @@ impl std::fmt::Display for StateError {
             StateError::AlreadyRunning(p) => {
                 write!(f, "daustd is already running (state dir {})", p.display())
             }
+            StateError::Unsafe(m) => f.write_str(m),
         }
     }
+}
+
+/// Refuses a state dir that another user could write to, as OpenSSH's
+/// StrictModes refuses such a home: it must belong to this user (or root)
+/// and be writable by its owner only.
+fn check_owner(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::metadata(path) else {
+        return Ok(()); // not there: memory-only, nothing to plant in
+    };
+    let me = crate::sys::uid();
+    let (owner, mode) = (m.uid(), m.mode() & 0o7777);
+    if owner != me && owner != 0 {
+        return Err(StateError::Unsafe(format!(
+            "state dir {} belongs to uid {owner}, not to this user (uid {me}) or root: refusing to use it (its files could be planted)",
+            path.display()
+        )));
+    }
+    if mode & 0o022 != 0 {
+        return Err(StateError::Unsafe(format!(
+            "state dir {} is writable by others (mode {mode:o}): refusing to use it; chmod 700 {}",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 impl StateDir {
@@ -51,6 +82,7 @@ impl StateDir {
         if let Err(e) = &created {
             tracing::warn!(dir = %path.display(), "state dir cannot be created ({e}); running memory-only");
         }
+        check_owner(path)?;
         // A read-only dir still gets locked (flock works on a read-only
         // file), so writes can resume safely once it takes them again.
         let lock_file = path.join("daustd.lock");
@@ -58,8 +90,14 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_file)
-            .or_else(|_| File::open(&lock_file));
+            .or_else(|_| {
+                OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&lock_file)
+            });
         let lock = match lock {
             Ok(f) => match f.try_lock() {
                 Ok(()) => Some(f),
@@ -106,7 +144,7 @@ impl StateDir {
     /// The node id kept in `ident`, created on first start.
     pub fn ident(&mut self) -> NodeId {
         let file = self.path.join("ident");
-        match fs::read_to_string(&file) {
+        match read_nofollow(&file).map(|b| String::from_utf8_lossy(&b).into_owned()) {
             Ok(s) => match s.trim().parse::<NodeId>() {
                 Ok(id) => return id,
                 Err(e) => {
@@ -125,7 +163,7 @@ impl StateDir {
     /// The snapshot of the last run, if there is a readable one.
     pub fn load_snapshot(&mut self) -> Option<Snapshot> {
         let file = self.path.join("snapshot.json");
-        let bytes = match fs::read(&file) {
+        let bytes = match read_nofollow(&file) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -198,6 +236,18 @@ fn probe_writable(dir: &Path) -> bool {
 /// Temp file, rename; if `durable`, fsync before the rename and of the dir
 /// after. On failure the temp file goes (a full disk must not fill up
 /// further) and `path` is untouched.
+/// Reads a file of the state dir, refusing a symlink in its place.
+fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 fn replace(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let r = write_then_rename(&tmp, path, data, durable);
@@ -209,7 +259,15 @@ fn replace(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
 
 fn write_then_rename(tmp: &Path, path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     {
-        let mut f = File::create(tmp)?;
+        // A new file, never one that is there (a planted symlink): rename
+        // replaces the name itself, it does not follow it.
+        let _ = fs::remove_file(tmp);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(tmp)?;
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(data)?;
         if durable {
