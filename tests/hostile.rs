@@ -304,3 +304,31 @@ fn a_live_control_socket_is_not_taken_over() {
         "the first lost its socket"
     );
 }
+
+/// 200 connections that never send a request made every real scrape of
+/// `/metrics` time out, and idle ones filled the backlog.
+#[test]
+fn slow_connections_do_not_starve_a_real_scrape() {
+    let _d = Daemon::start("met", "127.0.30.50", &["--metrics", "127.0.30.50:9464"]);
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.30.50", 9464)) {
+            let _ = s.write_all(b"GET /met");
+            idle.push(s);
+        }
+    }
+    let scrape = || {
+        let mut s = TcpStream::connect(("127.0.30.50", 9464)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        got.starts_with("HTTP/1.1 200").then_some(got)
+    };
+    assert!(
+        wait_for(DEADLINE, || scrape().is_some()),
+        "no scrape got through {} idle connections",
+        idle.len()
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,18 +50,23 @@ pub fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Requests handled at once; more wait for the listener.
+/// Connections open at once; past it the oldest slow one is dropped.
 const MAX_SCRAPES: usize = 8;
 /// A scrape must send its request within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `/metrics` on `listener`, asking the driver for each page.
+///
+/// Connections are always accepted (a full backlog would keep a real
+/// scrape out); with [`MAX_SCRAPES`] already open, the oldest one still
+/// sending its request (a slow or idle client) is dropped to make room, so
+/// slow connections cannot starve a real scrape, which sends its request
+/// at once.
 pub async fn serve(listener: TcpListener, inputs: mpsc::Sender<Input>) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
+    let mut set = tokio::task::JoinSet::new();
+    let mut open: std::collections::VecDeque<(tokio::task::AbortHandle, Arc<AtomicBool>)> =
+        Default::default();
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -70,17 +75,39 @@ pub async fn serve(listener: TcpListener, inputs: mpsc::Sender<Input>) {
                 continue;
             }
         };
-        let inputs = inputs.clone();
-        tokio::spawn(async move {
-            if let Err(e) = scrape(stream, inputs).await {
+        while set.try_join_next().is_some() {}
+        open.retain(|(h, _)| !h.is_finished());
+        if open.len() >= MAX_SCRAPES {
+            match open
+                .iter()
+                .position(|(_, reading)| reading.load(Ordering::Relaxed))
+            {
+                Some(k) => {
+                    if let Some((h, _)) = open.remove(k) {
+                        h.abort();
+                    }
+                }
+                // Every one is being answered: this one waits its turn in
+                // no queue; it is closed.
+                None => continue,
+            }
+        }
+        let reading = Arc::new(AtomicBool::new(true));
+        let (inputs, r) = (inputs.clone(), reading.clone());
+        let h = set.spawn(async move {
+            if let Err(e) = scrape(stream, inputs, r).await {
                 tracing::debug!(%peer, "metrics: {e}");
             }
-            drop(permit);
         });
+        open.push_back((h, reading));
     }
 }
 
-async fn scrape(mut stream: TcpStream, inputs: mpsc::Sender<Input>) -> std::io::Result<()> {
+async fn scrape(
+    mut stream: TcpStream,
+    inputs: mpsc::Sender<Input>,
+    reading: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let read = async {
@@ -96,6 +123,7 @@ async fn scrape(mut stream: TcpStream, inputs: mpsc::Sender<Input>) -> std::io::
     if tokio::time::timeout(REQUEST_TIMEOUT, read).await.is_err() {
         return Ok(());
     }
+    reading.store(false, Ordering::Relaxed);
     let line = String::from_utf8_lossy(&head);
     let mut words = line.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
