@@ -467,8 +467,18 @@ impl Engine {
         let Some(p) = self.pending.get_mut(&mid) else {
             return;
         };
-        if !p.waiting.remove(&answer.id) && p.answers.iter().any(|a| a.answer.id == answer.id) {
+        // Only the nodes asked may answer, once each: a neighbour that
+        // answers in another node's name, twice, or for a node nobody
+        // asked, is not heard. The one exception is a node on the way
+        // saying there is no way on: it ends a request for one node.
+        let asked = p.waiting.remove(&answer.id);
+        let dead_end = !p.all && p.answers.is_empty() && matches!(answer.body, Body::Error { .. });
+        if !asked && !dead_end {
+            tracing::debug!(node = %answer.id.short(), "an answer nobody waits for: dropped");
             return;
+        }
+        if !asked {
+            p.waiting.clear();
         }
         p.answers.push(Reached {
             answer,

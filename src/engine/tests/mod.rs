@@ -79,7 +79,7 @@ pub(super) fn link(e: &mut Engine, link: LinkId, peer: u128, dialled: bool, ms: 
     e.frame(now(ms), link, hello(peer, &[]));
 }
 
-fn sent(actions: &[Action], to: LinkId) -> Vec<&PeerMsg> {
+pub(super) fn sent(actions: &[Action], to: LinkId) -> Vec<&PeerMsg> {
     actions
         .iter()
         .filter_map(|a| match a {
