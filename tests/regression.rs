@@ -626,3 +626,38 @@ fn the_waiting_line_shows_and_ticks_while_a_node_hangs() {
     );
     b.signal("CONT");
 }
+
+/// Clocks are not evidence of malice: a node whose clock is days ahead (a
+/// VM resumed from suspend, no NTP) or behind joins, is seen, and answers;
+/// only versions beyond any honest clock (30 days ahead) are refused.
+#[test]
+fn nodes_with_clocks_days_off_keep_working_sim() {
+    let mut sim = Sim::new(61, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    sim.run_until_true(10 * SEC, |s| s.converged())
+        .expect("converged");
+    let day = 86_400_000i64;
+    sim.set_clock_skew(b, 5 * day);
+    sim.crash(b);
+    sim.run_for(SEC);
+    sim.start(b);
+    let c = sim.add_node(Config::default(), &[a]);
+    sim.set_clock_skew(c, -3 * day);
+    sim.crash(c);
+    sim.run_for(SEC);
+    sim.start(c);
+    sim.run_until_true(10 * SEC, |s| s.converged())
+        .expect("converged with clocks days off");
+    answered_by_all(&ask_all(&mut sim, a, Command::Ping), 3, "from a");
+    answered_by_all(
+        &ask_all(&mut sim, b, Command::Ping),
+        3,
+        "from b, 5 days ahead",
+    );
+    answered_by_all(
+        &ask_all(&mut sim, c, Command::Ping),
+        3,
+        "from c, 3 days behind",
+    );
+}

@@ -144,49 +144,15 @@ fn a_peer_cannot_ask_for_an_endless_heartbeat() {
 /// are heard, once each.
 #[test]
 fn answers_come_only_from_the_nodes_asked_once_each() {
-    let mut e = engine(5, Config::default());
-    link(&mut e, 1, 9, true, 0);
-    e.tick(now(50));
-    e.take_actions();
-    let run = Run {
-        target: Target::All,
-        cmd: Command::Ping,
-        timeout_ms: 1000,
-    };
-    e.request(now(100), 42, run);
-    let a = e.take_actions();
-    let Some(PeerMsg::Cmd(r)) = sent(&a, 1).first().copied() else {
-        panic!("not flooded: {a:?}");
-    };
-    let answer = |id: u128| {
-        PeerMsg::Resp(Box::new(crate::wire::peer::RoutedReply {
-            mid: r.mid,
-            to: NodeId(5),
-            ttl: 8,
-            path: r.path.clone(),
-            answer: crate::wire::ctl::Answer {
-                id: NodeId(id),
-                name: format!("n{id}"),
-                addr: Some("6.6.6.6".into()),
-                body: crate::wire::ctl::Body::Pong,
-            },
-        }))
-    };
+    let (mut e, r) = all_ping_to_9();
     // Node 77 was never asked (not in the table).
-    e.frame(now(101), 1, answer(77));
-    e.frame(now(102), 1, answer(9));
-    let done = e.take_actions().into_iter().find_map(|x| match x {
-        Action::Reply {
-            reply: crate::wire::ctl::Reply::Done(o),
-            ..
-        } => Some(o),
-        _ => None,
-    });
-    let o = done.expect("done once 5 and 9 answered");
-    let ids: Vec<u128> = o.answers.iter().map(|r| r.answer.id.0).collect();
+    e.frame(now(101), 1, pong(&r, 77));
+    e.frame(now(102), 1, pong(&r, 9));
+    let o = done(e.take_actions()).expect("done once 5 and 9 answered");
+    let ids: Vec<u128> = o.answers.iter().map(|x| x.answer.id.0).collect();
     assert_eq!(ids, [5, 9]);
-    // A second answer from 9 after the end changes nothing and panics nowhere.
-    e.frame(now(103), 1, answer(9));
+    // A second answer from 9 after the end changes nothing.
+    e.frame(now(103), 1, pong(&r, 9));
     assert!(e
         .take_actions()
         .iter()

@@ -329,9 +329,9 @@ fn a_flooded_command_runs_once() {
     assert_eq!(count_answers(&e.take_actions()), 1);
 }
 
-/// `all` returns as soon as every alive node answered, not at the deadline.
-#[test]
-fn all_returns_when_every_alive_node_answered() {
+/// Engine 5 linked to 9, asked `all ping` (token 42): the command it
+/// flooded to 9.
+pub(super) fn all_ping_to_9() -> (Engine, Routed) {
     let mut e = engine(5, Config::default());
     link(&mut e, 1, 9, true, 0);
     e.tick(now(50));
@@ -343,32 +343,45 @@ fn all_returns_when_every_alive_node_answered() {
     };
     e.request(now(100), 42, run);
     let a = e.take_actions();
-    let Some(PeerMsg::Cmd(r)) = sent(&a, 1).first().copied() else {
+    let Some(PeerMsg::Cmd(r)) = sent(&a, 1).first().map(|m| (*m).clone()) else {
         panic!("not flooded: {a:?}");
     };
-    let answer = crate::wire::ctl::Answer {
-        id: NodeId(9),
-        name: "n9".into(),
-        addr: None,
-        body: crate::wire::ctl::Body::Pong,
-    };
-    let resp = crate::wire::peer::RoutedReply {
+    (e, *r)
+}
+
+/// Node `id`'s pong to the command `r`, as it comes back on the link.
+pub(super) fn pong(r: &Routed, id: u128) -> PeerMsg {
+    PeerMsg::Resp(Box::new(crate::wire::peer::RoutedReply {
         mid: r.mid,
-        to: NodeId(5),
+        to: r.origin,
         ttl: 8,
         path: r.path.clone(),
-        answer,
-    };
-    e.frame(now(101), 1, PeerMsg::Resp(Box::new(resp)));
-    let a = e.take_actions();
-    let done = a.iter().find_map(|x| match x {
+        answer: crate::wire::ctl::Answer {
+            id: NodeId(id),
+            name: format!("n{id}"),
+            addr: Some("6.6.6.6".into()),
+            body: crate::wire::ctl::Body::Pong,
+        },
+    }))
+}
+
+/// The outcome the engine answered token 42 with, if it did.
+pub(super) fn done(a: Vec<Action>) -> Option<crate::wire::ctl::Outcome> {
+    a.into_iter().find_map(|x| match x {
         Action::Reply {
             token: 42,
             reply: crate::wire::ctl::Reply::Done(o),
         } => Some(o),
         _ => None,
-    });
-    let o = done.expect("answered at once, before the deadline");
+    })
+}
+
+/// `all` returns as soon as every alive node answered, not at the deadline.
+#[test]
+fn all_returns_when_every_alive_node_answered() {
+    let (mut e, r) = all_ping_to_9();
+    e.frame(now(101), 1, pong(&r, 9));
+    let o = done(e.take_actions()).expect("answered at once, before the deadline");
     assert_eq!(o.answers.len(), 2);
     assert!(o.missing.is_empty());
 }
