@@ -85,40 +85,6 @@ fn sgr_prefix(s: &str) -> Option<&str> {
     (b.get(end) == Some(&b'm')).then(|| &s[..=end])
 }
 
-/// A copy of `v` with every string in it [`clean`]ed (names, addresses,
-/// tags, messages: all of it), for printing as text. Anything that does not
-/// survive the round trip through JSON comes back unchanged.
-pub fn cleaned<T>(v: &T) -> T
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Clone,
-{
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::String(s) => {
-                if let Cow::Owned(c) = clean(s) {
-                    *s = c;
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
-            serde_json::Value::Object(o) => {
-                let keys: Vec<String> = o.keys().cloned().collect();
-                for k in keys {
-                    if let Some(mut x) = o.remove(&k) {
-                        walk(&mut x);
-                        o.insert(clean(&k).into_owned(), x);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let Ok(mut json) = serde_json::to_value(v) else {
-        return v.clone();
-    };
-    walk(&mut json);
-    serde_json::from_value(json).unwrap_or_else(|_| v.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

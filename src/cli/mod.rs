@@ -216,7 +216,7 @@ fn run(p: &Phrase, cmd: crate::wire::ctl::Command) -> ExitCode {
         }
         Reply::Done(o) => {
             // Text from the network, escaped before it reaches a terminal.
-            let r = render::outcome(&cmd, all, &crate::text::cleaned(&o));
+            let r = render::outcome(&cmd, all, &render::clean_outcome(o));
             let _ = print_out(&r.out);
             for line in &r.errors {
                 eprintln!("daust: {line}");
@@ -253,7 +253,7 @@ fn events(p: &Phrase) -> ExitCode {
             Ok(Next::Reply(Reply::Event(ev))) if p.json => {
                 serde_json::to_string(&ev).unwrap_or_default()
             }
-            Ok(Next::Reply(Reply::Event(ev))) => render::event(&crate::text::cleaned(&*ev)),
+            Ok(Next::Reply(Reply::Event(ev))) => render::event(&render::clean_event(*ev)),
             Ok(Next::Reply(Reply::Error { message, code })) => return fail(false, &message, code),
             Ok(Next::Reply(Reply::Subscribed { name })) => {
                 let name = crate::text::clean(&name);

@@ -6,6 +6,85 @@ use std::fmt::Write;
 use crate::wire::ctl::{Answer, Body, Command, InfoView, NodeView, Outcome, Reached, Status};
 use crate::wire::peer::NodeId;
 
+/// Escapes (in place) control characters in one string from the network.
+fn c(s: &mut String) {
+    if let std::borrow::Cow::Owned(clean) = crate::text::clean(s) {
+        *s = clean;
+    }
+}
+
+fn c_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        c(s);
+    }
+}
+
+fn clean_node(n: &mut NodeView) {
+    c(&mut n.name);
+    c_opt(&mut n.internal_ip);
+    c_opt(&mut n.public_ip);
+    n.addrs.iter_mut().for_each(c);
+    n.seen_as.iter_mut().for_each(c);
+    c(&mut n.kind);
+    c(&mut n.os);
+    c(&mut n.version);
+    let tags = std::mem::take(&mut n.tags);
+    n.tags = tags
+        .into_iter()
+        .map(|(mut k, mut v)| {
+            c(&mut k);
+            c(&mut v);
+            (k, v)
+        })
+        .collect();
+}
+
+/// `o` with every text that came from the network escaped
+/// ([`crate::text::clean`]), before it is printed as text. Field by
+/// field: a new text field in the wire types must be added here.
+pub fn clean_outcome(mut o: Outcome) -> Outcome {
+    for r in &mut o.answers {
+        let a = &mut r.answer;
+        c(&mut a.name);
+        c_opt(&mut a.addr);
+        match &mut a.body {
+            Body::List { nodes } => nodes.iter_mut().for_each(clean_node),
+            Body::Info(i) => {
+                clean_node(&mut i.node);
+                c(&mut i.os);
+                for l in &mut i.links {
+                    c(&mut l.name);
+                    c(&mut l.addr);
+                }
+            }
+            Body::Joined {
+                addr, peer_name, ..
+            } => {
+                c(addr);
+                c(peer_name);
+            }
+            Body::Forgot { name, .. } => c(name),
+            Body::Keys { keys } => keys.iter_mut().for_each(c),
+            Body::Error { message } => c(message),
+            Body::Pong | Body::Trace | Body::Stopping => {}
+        }
+        r.path.iter_mut().for_each(|h| c(&mut h.name));
+    }
+    o.missing.iter_mut().for_each(|m| c(&mut m.name));
+    o.not_asked.iter_mut().for_each(|m| c(&mut m.name));
+    o
+}
+
+/// `ev` with every text that came from the network escaped.
+pub fn clean_event(mut ev: crate::wire::ctl::Event) -> crate::wire::ctl::Event {
+    clean_node(&mut ev.node);
+    ev.changed.iter_mut().for_each(c);
+    c_opt(&mut ev.via);
+    ev.path.iter_mut().for_each(c);
+    c(&mut ev.reporter);
+    ev
+}
+
 /// The seed's list line.
 pub fn list_line(n: &NodeView) -> String {
     let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
