@@ -114,14 +114,7 @@ fn forged_forgets_do_not_last() {
 #[test]
 fn a_peer_cannot_ask_for_an_endless_heartbeat() {
     let mut e = engine(5, Config::default());
-    e.link_up(
-        now(0),
-        1,
-        LinkInfo {
-            dialled: None,
-            remote: "10.0.1.9:5555".into(),
-        },
-    );
+    accept(&mut e, 1);
     let mut h = hello(9, &[]);
     if let PeerMsg::Hello(hello) = &mut h {
         hello.hb_ms = u64::MAX;

@@ -99,17 +99,19 @@ pub(super) fn closed(actions: &[Action]) -> Vec<LinkId> {
         .collect()
 }
 
+/// A connection comes in on `link` (not dialled by us), at time 0.
+pub(super) fn accept(e: &mut Engine, link: LinkId) {
+    let info = LinkInfo {
+        dialled: None,
+        remote: "10.0.1.9:5555".into(),
+    };
+    e.link_up(now(0), link, info);
+}
+
 #[test]
 fn a_handshake_sends_hello_then_the_digest() {
     let mut e = engine(5, Config::default());
-    e.link_up(
-        now(0),
-        1,
-        LinkInfo {
-            dialled: None,
-            remote: "10.0.1.9:5555".into(),
-        },
-    );
+    accept(&mut e, 1);
     let a = e.take_actions();
     assert!(matches!(sent(&a, 1)[..], [PeerMsg::Hello(_)]), "{a:?}");
     e.frame(now(1), 1, hello(9, &[]));
