@@ -378,6 +378,26 @@ impl Table {
             .unwrap_or_default()
     }
 
+    /// Whether the announcement in slot `n` lists the node in slot `x` as a
+    /// neighbour: the other half of an edge. A short run is scanned; a long
+    /// one (a hub, or a peer announcing thousands of one-sided links) is
+    /// searched by id in the announcement, which `offer` keeps sorted, so
+    /// one edge check never costs the degree.
+    fn lists(&self, n: u32, x: u32) -> bool {
+        let run = self.adj_of(n);
+        if run.len() <= 16 {
+            return run.iter().any(|&(m, _)| m == x);
+        }
+        let (Some(en), Some(ex)) = (self.entries.get(n as usize), self.entries.get(x as usize))
+        else {
+            return false;
+        };
+        en.na
+            .neighbors
+            .binary_search_by_key(&ex.na.id, |nb| nb.id)
+            .is_ok()
+    }
+
     /// Recomputes reachability by breadth-first search from `me` over edges
     /// that both ends agree on. `my_links` are this node's live neighbours
     /// with their RTT, which count as edges on their own: a live link is
@@ -442,7 +462,7 @@ impl Table {
                 if n == NONE || found[n as usize].hops != NONE {
                     continue;
                 }
-                if self.adj_of(n).iter().any(|&(m, _)| m == x) {
+                if self.lists(n, x) {
                     found[n as usize] = Found {
                         hops: fx.hops + 1,
                         parent: x,

@@ -350,3 +350,35 @@ mod model {
         }
     }
 }
+
+/// A hub of degree 100, half of whose links are one-sided (the other end
+/// does not list the hub), and a peer announcing 4,000 one-sided links:
+/// only agreed edges count, through the searched path of `lists` as
+/// through the scanned one.
+#[test]
+fn long_neighbour_lists_count_only_agreed_edges() {
+    let mut t = Table::default();
+    let hub_links: Vec<u128> = std::iter::once(1).chain(3..=102).collect();
+    t.offer(Arc::new(na(1, &[2])), 0);
+    t.offer(Arc::new(na(2, &hub_links)), 0);
+    for n in 3..=102u128 {
+        let back: &[u128] = if n <= 52 { &[2] } else { &[] };
+        t.offer(Arc::new(na(n, back)), 0);
+    }
+    let liar: Vec<u128> = (1..=4000).collect();
+    t.offer(Arc::new(na(5000, &liar)), 0);
+    t.recompute(NodeId(1), &[(NodeId(2), Some(100))], 5);
+    for n in 3..=102u128 {
+        let want = if n <= 52 {
+            Status::Alive
+        } else {
+            Status::Unreachable
+        };
+        assert_eq!(t.get(&NodeId(n)).map(|e| e.status), Some(want), "node {n}");
+    }
+    assert_eq!(
+        t.get(&NodeId(5000)).map(|e| e.status),
+        Some(Status::Unreachable),
+        "nobody lists the liar back"
+    );
+}
