@@ -179,16 +179,11 @@ impl Engine {
             let at = made.get(id).copied().unwrap_or(now.wall_ms);
             forgotten.insert(*id, *v, at);
         }
-        // News starts from what the snapshot said; nodes it held get a
-        // grace to come back before their loss is news.
-        let told: Vec<(NodeId, Status)> = snap
-            .nodes
-            .iter()
-            .filter(|n| n.na.id != me)
-            .map(|n| (n.na.id, n.status))
-            .collect();
+        // News starts from what the snapshot said (each entry's `told`);
+        // nodes it held get a grace to come back before their loss is news.
+        let after_restart = snap.nodes.iter().any(|n| n.na.id != me);
         let grace_until = now.ms() + 3 * cfg.heartbeat_ms() + 1000;
-        let news = news::News::new(hash_key, told, Some(grace_until));
+        let news = news::News::new(hash_key, after_restart, grace_until);
         for n in snap.nodes {
             if n.na.id == me || forgotten.get(&n.na.id).is_some_and(|v| *v >= n.na.version) {
                 continue;
@@ -202,6 +197,7 @@ impl Engine {
             table.offer(n.na, last);
             table.set_last_seen(&id, last);
             table.mark_known(&id);
+            table.set_told(&id, Some(n.status));
             parents.push((id, n.parent));
         }
         let mut rng = Rng::new(seed);

@@ -15,11 +15,11 @@ use super::{Action, Engine};
 use crate::wire::ctl::{Event, EventKind, Status};
 use crate::wire::peer::{Announcement, NodeId, NodeRecord};
 
-/// What the engine remembers of what it told.
+/// What the engine remembers of what it told, beside the status last
+/// told of each node, which its table entry keeps ([`super::table::Entry::told`],
+/// from the snapshot at start).
 #[derive(Debug)]
 pub struct News {
-    /// The status last told of each node (from the snapshot at start).
-    told: IdMap<Status>,
     /// Changes of a node's record heard while it was not alive: told with
     /// its `reachable`.
     pending: IdMap<Vec<String>>,
@@ -28,18 +28,11 @@ pub struct News {
 }
 
 impl News {
-    /// News that starts from what the snapshot said of each node, with a
-    /// grace until `grace_until_ms` if there was one.
-    pub fn new(
-        hash_key: u64,
-        told: impl IntoIterator<Item = (NodeId, Status)>,
-        grace_until_ms: Option<u64>,
-    ) -> News {
-        let mut t = new_map(hash_key);
-        t.extend(told);
+    /// News with a grace until `grace_until_ms` if the snapshot held nodes
+    /// (`after_restart`).
+    pub fn new(hash_key: u64, after_restart: bool, grace_until_ms: u64) -> News {
         News {
-            grace_until_ms: grace_until_ms.filter(|_| !t.is_empty()),
-            told: t,
+            grace_until_ms: after_restart.then_some(grace_until_ms),
             pending: new_map(hash_key),
         }
     }
@@ -80,7 +73,7 @@ impl Engine {
         if id == self.me {
             return;
         }
-        let told = self.news.told.get(&id).copied();
+        let told = self.table.get(&id).and_then(|e| e.told());
         let in_grace = self.news.grace_until_ms.is_some();
         let kind = match (told, to) {
             // Not back yet after our restart: maybe only its link is not.
@@ -106,7 +99,7 @@ impl Engine {
             EventKind::Reachable | EventKind::Updated => pending,
             _ => Vec::new(),
         };
-        self.news.told.insert(id, to);
+        self.table.set_told(&id, Some(to));
         self.tell(kind, id, changed);
     }
 
@@ -121,7 +114,8 @@ impl Engine {
             .table
             .get(&new.id)
             .is_some_and(|e| e.status == Status::Alive);
-        if alive && self.news.told.get(&new.id) == Some(&Status::Alive) {
+        let told = self.table.get(&new.id).and_then(|e| e.told());
+        if alive && told == Some(Status::Alive) {
             self.tell(EventKind::Updated, new.id, changed);
         } else {
             let p = self.news.pending.entry(new.id).or_default();
@@ -137,7 +131,7 @@ impl Engine {
     /// was ever told of.
     pub(super) fn news_removed(&mut self, id: NodeId) {
         self.news.pending.remove(&id);
-        if self.news.told.remove(&id).is_some() {
+        if self.table.get(&id).and_then(|e| e.told()).is_some() {
             self.tell(EventKind::Forgotten, id, Vec::new());
         }
     }
@@ -150,12 +144,11 @@ impl Engine {
         }
         self.news.grace_until_ms = None;
         let mut late: Vec<(NodeId, Status)> = self
-            .news
-            .told
-            .iter()
-            .filter_map(|(id, told)| {
-                let now = self.table.get(id)?.status;
-                (now != *told).then_some((*id, now))
+            .table
+            .values()
+            .filter_map(|e| {
+                let told = e.told()?;
+                (e.status != told).then_some((e.na.id, e.status))
             })
             .collect();
         late.sort_by_key(|(id, _)| *id);

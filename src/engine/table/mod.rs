@@ -61,8 +61,23 @@ const LEFT: u8 = 4;
 /// Its status has been known here (alive or left once, or from the
 /// snapshot): unreachable then means lost, not not yet found.
 const KNOWN: u8 = 8;
+/// Two bits: the status membership news last told of it (0 none, else
+/// alive, unreachable, left); see `engine::news`. Kept in the entry, not
+/// in a map beside the table: every engine holds every node.
+const TOLD_SHIFT: u8 = 4;
+const TOLD_MASK: u8 = 0b11 << TOLD_SHIFT;
 
 impl Entry {
+    /// The status membership news last told of this node, if any.
+    pub fn told(&self) -> Option<Status> {
+        match (self.flags & TOLD_MASK) >> TOLD_SHIFT {
+            1 => Some(Status::Alive),
+            2 => Some(Status::Unreachable),
+            3 => Some(Status::Left),
+            _ => None,
+        }
+    }
+
     /// Hops from this node while reachable.
     pub fn hops(&self) -> Option<u32> {
         some(self.hops)
@@ -325,6 +340,23 @@ impl Table {
         }
     }
 
+    /// Records the status membership news last told of `id`.
+    pub fn set_told(&mut self, id: &NodeId, told: Option<Status>) {
+        let bits = match told {
+            None => 0,
+            Some(Status::Alive) => 1,
+            Some(Status::Unreachable) => 2,
+            Some(Status::Left) => 3,
+        };
+        if let Some(e) = self
+            .slots
+            .get(id)
+            .and_then(|s| self.entries.get_mut(*s as usize))
+        {
+            e.flags = (e.flags & !TOLD_MASK) | (bits << TOLD_SHIFT);
+        }
+    }
+
     /// Marks `id`'s status as known (a node from the snapshot): when it
     /// turns alive, it is back, not new.
     pub fn mark_known(&mut self, id: &NodeId) {
@@ -355,7 +387,7 @@ impl Table {
             };
             e.adj_at = self.adj.len() as u32;
             e.adj_len = u16::try_from(e.na.neighbors.len()).unwrap_or(u16::MAX);
-            e.flags = (e.flags & KNOWN)
+            e.flags = (e.flags & (KNOWN | TOLD_MASK))
                 | match (e.na.left, e.na.record.deadend) {
                     (true, _) => LEAF | LEFT,
                     (false, true) => LEAF,
