@@ -354,6 +354,9 @@ impl Driver {
                 let _ = self.snapshots.send(Some(self.engine.snapshot()));
             }
             Action::News(ev) => self.tell(&ev),
+            // Only watchers want the changed views (a new watcher starts
+            // from the whole table); events come from the engine's news.
+            Action::NodeChanged(_) | Action::NodeRemoved(_) if self.watchers.is_empty() => {}
             Action::NodeChanged(id) => {
                 self.changed.insert(id);
             }
@@ -379,9 +382,6 @@ impl Driver {
             .filter_map(|id| self.engine.view(id))
             .collect();
         let removed: Vec<_> = std::mem::take(&mut self.removed).into_iter().collect();
-        if self.watchers.is_empty() {
-            return;
-        }
         let reply = Reply::Changed { nodes, removed };
         // A watcher that cannot keep up is dropped; it reconnects and
         // starts again from the whole table.
