@@ -14,6 +14,7 @@
 //! update function of one state; splitting keys from the state would only
 //! spread one `match` over two files.
 
+mod popups;
 mod view;
 
 /// The terminal crates, for the caller's terminal set-up.
@@ -25,9 +26,8 @@ use std::collections::{BTreeMap, HashSet};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 
-pub use view::{
-    buffer_text, draw, natural_width, render_text, visible_rows, Columns, VisibleRow, HELP,
-};
+pub use popups::HELP;
+pub use view::{buffer_text, draw, natural_width, render_text, visible_rows, Columns, VisibleRow};
 
 /// A node's status.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -1,19 +1,19 @@
 //! The view: which rows show (tree or flat, filtered, folded, sorted), which
 //! columns fit, and drawing them.
 //!
-//! Why this file is long: one screen's drawing (header, table, status,
-//! key bar, and the details, help and confirm popups over it) shares its
-//! layout and styles; the row logic it draws is at the top.
+//! Why this file is long: the rows (tree, filter, fold, sort), the columns
+//! that fit and the drawing of the screen share the same row and column
+//! types; the windows over it are in `popups`.
 
 use std::collections::{HashMap, HashSet};
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::{age, App, Confirm, Mode, Node, Sort, Status};
+use crate::{age, App, Mode, Node, Sort, Status};
 
 /// Rows taken by everything but the table: header, column titles, status
 /// line, footer.
@@ -288,7 +288,7 @@ fn status_style(s: Status) -> Style {
 /// How long ago the node was last known to be there. An alive node is
 /// there now, unless the view lost its daemon: then it was last known to
 /// be there when the data stopped coming.
-fn seen(app: &App, n: &Node) -> String {
+pub(crate) fn seen(app: &App, n: &Node) -> String {
     match (n.status, app.disconnected_ms) {
         (Status::Alive, None) => "0s".into(),
         (Status::Alive, Some(at)) => age(app.now_ms.saturating_sub(at) / 1000),
@@ -296,7 +296,7 @@ fn seen(app: &App, n: &Node) -> String {
     }
 }
 
-fn cell(app: &App, n: &Node, r: &VisibleRow, c: Columns) -> String {
+pub(crate) fn cell(app: &App, n: &Node, r: &VisibleRow, c: Columns) -> String {
     let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
     match c {
         Columns::Name => {
@@ -364,9 +364,9 @@ pub fn draw(f: &mut Frame, app: &App) {
         footer,
     );
     match &app.mode {
-        Mode::Details => draw_details(f, app, area),
-        Mode::Help => draw_help(f, area),
-        Mode::Confirm(c) => draw_confirm(f, app, c, area),
+        Mode::Details => crate::popups::draw_details(f, app, area),
+        Mode::Help => crate::popups::draw_help(f, area),
+        Mode::Confirm(c) => crate::popups::draw_confirm(f, app, c, area),
         _ => {}
     }
 }
@@ -542,138 +542,6 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(
         Table::new(body, widths).header(title).column_spacing(1),
         area,
-    );
-}
-
-fn popup(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    }
-}
-
-fn draw_details(f: &mut Frame, app: &App, area: Rect) {
-    let Some(n) = app.selected_node() else { return };
-    let na = |x: &Option<String>| x.clone().unwrap_or_else(|| "N/A".into());
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    };
-    let tags: Vec<String> = n.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let parent = n
-        .parent
-        .as_ref()
-        .map(|p| app.name_of(p))
-        .unwrap_or_else(|| "-".into());
-    let lines = vec![
-        format!("name:         {}", n.name),
-        format!("id:           {}", n.id),
-        format!(
-            "status:       {} (last seen {} ago)",
-            n.status.as_str(),
-            seen(app, n)
-        ),
-        format!(
-            "kind:         {}{}",
-            n.kind,
-            if n.deadend { " (deadend)" } else { "" }
-        ),
-        format!("internal ip:  {}", na(&n.internal_ip)),
-        format!("public ip:    {}", na(&n.public_ip)),
-        format!("addresses:    {}", list(&n.addrs)),
-        format!("seen as:      {}", list(&n.seen_as)),
-        format!("tags:         {}", list(&tags)),
-        format!("parent:       {parent}"),
-        format!(
-            "hops:         {}",
-            n.hops.map_or("-".into(), |h| h.to_string())
-        ),
-        format!(
-            "rtt:          {}",
-            cell(
-                app,
-                n,
-                &VisibleRow {
-                    id: n.id.clone(),
-                    depth: 0,
-                    folded: 0
-                },
-                Columns::Rtt
-            )
-        ),
-        format!(
-            "uptime:       {}",
-            cell(
-                app,
-                n,
-                &VisibleRow {
-                    id: n.id.clone(),
-                    depth: 0,
-                    folded: 0
-                },
-                Columns::Uptime
-            )
-        ),
-        format!("version:      {}", n.version),
-        format!("os:           {}", n.os),
-    ];
-    let r = popup(area, 72, lines.len() as u16 + 2);
-    f.render_widget(Clear, r);
-    let text: Vec<Line> = lines.into_iter().map(Line::from).collect();
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(format!(" {} (Esc closes) ", n.name));
-    f.render_widget(
-        Paragraph::new(text).block(block).wrap(Wrap { trim: false }),
-        r,
-    );
-}
-
-/// The help screen's lines.
-pub const HELP: &[&str] = &[
-    "↑ ↓  j k       move",
-    "PgUp PgDn      page",
-    "g G  Home End  first, last",
-    "Enter          details of the selected node",
-    "t              tree / flat list",
-    "s              sort by name, last seen, kind",
-    "S              reverse the sort",
-    "/              filter by name, address or tag (Esc clears)",
-    "p              ping the selected node",
-    "x              stop the selected node (asks first)",
-    "f              forget a node that is not alive (asks first)",
-    "- +            fold, unfold the subtree",
-    "?              this help",
-    "q Esc Ctrl-C   quit",
-];
-
-fn draw_help(f: &mut Frame, area: Rect) {
-    let r = popup(area, 64, HELP.len() as u16 + 2);
-    f.render_widget(Clear, r);
-    let text: Vec<Line> = HELP.iter().map(|l| Line::from(*l)).collect();
-    f.render_widget(
-        Paragraph::new(text).block(Block::default().borders(Borders::ALL).title(" keys ")),
-        r,
-    );
-}
-
-fn draw_confirm(f: &mut Frame, app: &App, c: &Confirm, area: Rect) {
-    let q = match c {
-        Confirm::Stop(id) => format!("stop {}? its daemon will exit (y/n)", app.name_of(id)),
-        Confirm::Forget(id) => format!("forget {} on every node? (y/n)", app.name_of(id)),
-    };
-    let r = popup(area, q.chars().count() as u16 + 4, 3);
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(q).block(Block::default().borders(Borders::ALL).title(" confirm ")),
-        r,
     );
 }
 
