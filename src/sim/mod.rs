@@ -8,9 +8,9 @@
 //! they would on a real network. A crashed process closes its sockets (the
 //! peers see the link drop); a frozen one goes silent.
 //!
-//! Why this file is long: the network's events, links, faults (cuts,
-//! stalls, freezes, crashes, skew) and the carrying out of every engine
-//! action are one discrete-event loop over one queue.
+//! Why this file is long: the event loop and the carrying out of every
+//! engine action are one loop over one queue. The faults it injects are in
+//! `faults`, the network's conditions and counters in `net`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -19,47 +19,11 @@ use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Snapshot};
 use crate::wire::ctl::{Reply, Run, Status};
 use crate::wire::peer::{NodeId, NodeRecord, PeerMsg};
 
-/// Network conditions of a simulation.
-#[derive(Clone, Debug)]
-pub struct NetConfig {
-    /// One-way delay of every frame, µs.
-    pub delay_us: u64,
-    /// Extra random delay, up to this many µs.
-    pub jitter_us: u64,
-    /// Probability that a frame needs a retransmission.
-    pub loss: f64,
-    /// What a retransmission costs, µs.
-    pub rto_us: u64,
-    /// Count the bytes of every frame (costs a JSON encoding per frame).
-    pub count_bytes: bool,
-    /// Keep every node's membership news ([`Sim::news`]); costs memory in
-    /// proportion to N² as a network forms.
-    pub keep_news: bool,
-}
+mod faults;
+mod net;
 
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            delay_us: 1000,
-            jitter_us: 0,
-            loss: 0.0,
-            rto_us: 200_000,
-            count_bytes: false,
-            keep_news: false,
-        }
-    }
-}
-
-/// Traffic counters, network-wide.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Frames sent.
-    pub frames: u64,
-    /// Bytes sent (frame bodies plus length prefix), if counted.
-    pub bytes: u64,
-    /// Frames by message type.
-    pub by_type: BTreeMap<&'static str, u64>,
-}
+use net::msg_type;
+pub use net::{Counters, NetConfig};
 
 enum Scheduled {
     Deliver {
@@ -175,18 +139,6 @@ impl Sim {
         }
     }
 
-    /// Sets node `i`'s wall clock `skew_ms` off true time (negative: set
-    /// back). It takes effect at once, as `date -s` would.
-    pub fn set_clock_skew(&mut self, i: usize, skew_ms: i64) {
-        self.nodes[i].skew_ms = skew_ms;
-    }
-
-    /// Loses node `i`'s snapshot (a state dir restored without it, or
-    /// wiped but for the identity): its next start knows nothing.
-    pub fn lose_snapshot(&mut self, i: usize) {
-        self.nodes[i].snapshot = None;
-    }
-
     /// The address of node `i`.
     pub fn addr(&self, i: usize) -> String {
         self.nodes[i].addr.clone()
@@ -272,41 +224,6 @@ impl Sim {
         n.frozen = false;
         n.wake_at = u64::MAX;
         self.after_input(i);
-    }
-
-    /// Kills node `i`: the process dies and its sockets close.
-    pub fn crash(&mut self, i: usize) {
-        self.nodes[i].snapshot = self.nodes[i].engine.take().map(|e| e.snapshot());
-        self.nodes[i].frozen = false;
-        self.close_all(i);
-    }
-
-    /// Freezes node `i` (SIGSTOP): it neither sends nor answers, but its
-    /// sockets stay open.
-    pub fn freeze(&mut self, i: usize) {
-        self.nodes[i].frozen = true;
-    }
-
-    /// Cuts every path between the two groups.
-    pub fn partition(&mut self, a: &[usize], b: &[usize]) {
-        for x in a {
-            for y in b {
-                self.cut.insert((*x, *y));
-                self.cut.insert((*y, *x));
-            }
-        }
-    }
-
-    /// Holds every frame from `a` to `b` until `us` of simulated time from
-    /// now, as TCP does behind a segment lost again and again; `b` sees
-    /// the packets sent meanwhile arrive out of order.
-    pub fn stall(&mut self, a: usize, b: usize, us: u64) {
-        self.stalled.insert((a, b), self.now_us + us);
-    }
-
-    /// Removes every cut.
-    pub fn heal(&mut self) {
-        self.cut.clear();
     }
 
     /// Sends a control request to node `i`; read the answer with
@@ -665,18 +582,4 @@ fn end_in(ends: &[Option<End>], node: usize, link: LinkId) -> Option<&End> {
 fn end_mut_in(ends: &mut [Option<End>], node: usize, link: LinkId) -> Option<&mut End> {
     let e = ends.get_mut(usize::try_from(link).ok()?)?.as_mut()?;
     (e.node == node).then_some(e)
-}
-
-fn msg_type(m: &PeerMsg) -> &'static str {
-    match m {
-        PeerMsg::Hello(_) => "hello",
-        PeerMsg::Refuse { .. } => "refuse",
-        PeerMsg::Ping { .. } => "ping",
-        PeerMsg::Pong { .. } => "pong",
-        PeerMsg::Digest { .. } => "digest",
-        PeerMsg::Na(_) => "na",
-        PeerMsg::Forget { .. } => "forget",
-        PeerMsg::Cmd(_) => "cmd",
-        PeerMsg::Resp(_) => "resp",
-    }
 }
