@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{bin, wait_for, AddrLock, Daemon, TempDir, DEADLINE};
+use common::{bin, wait_for, AddrLock, Daemon, EventsClient, TempDir, DEADLINE};
 
 /// `daust events --json` running against a daemon, its lines on a channel.
 struct Events {
@@ -23,28 +23,11 @@ struct Events {
 
 impl Events {
     fn start(d: &Daemon) -> Events {
-        let mut child = Command::new(bin())
-            .arg("--state-dir")
-            .arg(&d.dir)
-            .args(["events", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daust events");
-        let out = child.stdout.take().expect("stdout");
-        // The client says on stderr when the daemon has it streaming: from
-        // then on no event can be missed. (A ping after starting it proved
-        // nothing: the two processes may connect in either order.)
-        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        let _ = err.read_line(&mut line);
-        assert!(
-            line.contains("streaming the events"),
-            "daust events said {line:?}"
-        );
+        let c = EventsClient::attach(&d.dir, true);
         let (tx, rx) = mpsc::channel();
+        let lines = c.lines;
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
+            for line in lines {
                 if let Ok(v) = serde_json::from_str(&line) {
                     if tx.send(v).is_err() {
                         return;
@@ -54,7 +37,7 @@ impl Events {
         });
         Events {
             on: d.name.clone(),
-            child,
+            child: c.child,
             rx,
         }
     }

@@ -364,61 +364,22 @@ fn all_commands_name_the_nodes_they_did_not_ask() {
     assert_eq!(v["not_asked"][0]["status"], "unreachable", "{v}");
 }
 
-/// Starts `daust events` on `d` and a peer (`name` at `ip`) phoning home
-/// to it; returns once the stream showed the peer joining, so the client
-/// is surely attached.
-fn attached_events(d: &Daemon, name: &str, ip: &str) -> (std::process::Child, Daemon) {
-    use std::io::BufRead;
-    use std::process::{Command as Cmd, Stdio};
-    let mut ev = Cmd::new(bin())
-        .arg("--state-dir")
-        .arg(&d.dir)
-        .arg("events")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daust events");
-    let stdout = ev.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let peer = loop {
-        // The client may not be attached yet when the first peer joins:
-        // another join is another event.
-        let peer = Daemon::start(name, ip, &["-k", &d.ip]);
-        if rx
-            .recv_timeout(Duration::from_secs(3))
-            .is_ok_and(|l| l.contains(" joined "))
-        {
-            break peer;
-        }
-        drop(peer);
-    };
-    (ev, peer)
-}
-
 /// `daust events` exited 0 with "daustd stopped" after the daemon was
 /// SIGKILLed: a crash read as a clean stop.
 #[test]
 fn events_tell_a_killed_daemon_from_a_stopped_one() {
     let mut d = Daemon::start("ev1", "127.0.22.10", &[]);
-    let (ev, _p) = attached_events(&d, "ev2", "127.0.22.11");
+    let ev = EventsClient::attach(&d.dir, false);
     d.kill();
-    let o = ev.wait_with_output().expect("events output");
-    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
-    assert!(err(&o).contains("killed or crashed"), "{}", err(&o));
+    let (code, said) = ev.finish(DEADLINE);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("killed or crashed"), "{said}");
     d.spawn();
-    let (ev, _p) = attached_events(&d, "ev3", "127.0.22.12");
+    let ev = EventsClient::attach(&d.dir, false);
     d.signal("TERM");
-    let o = ev.wait_with_output().expect("events output");
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    assert!(err(&o).contains("daustd stopped (SIGTERM)"), "{}", err(&o));
+    let (code, said) = ev.finish(DEADLINE);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("daustd stopped (SIGTERM)"), "{said}");
 }
 
 /// Stopping a daemon with `daust events` or `daust top` attached waited
@@ -426,10 +387,12 @@ fn events_tell_a_killed_daemon_from_a_stopped_one() {
 #[test]
 fn watchers_do_not_slow_a_stop() {
     let mut d = Daemon::start("ws1", "127.0.22.20", &[]);
-    let (mut ev, _peer) = attached_events(&d, "ws2", "127.0.22.21");
+    let _peer = Daemon::start("ws2", "127.0.22.21", &["-k", "127.0.22.20"]);
+    d.wait_sees("ws2", "alive");
+    let ev = EventsClient::attach(&d.dir, false);
     d.signal("TERM");
     assert_eq!(d.wait_exit(DEADLINE), Some(0));
-    let _ = ev.wait();
+    let _ = ev.finish(DEADLINE);
     let log = d.log();
     assert!(log.contains("daustd stopped"), "{log}");
     assert!(!log.contains("still queued"), "{log}");

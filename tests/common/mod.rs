@@ -324,3 +324,71 @@ pub fn client_as_nobody(args: &[&std::ffi::OsStr]) -> Output {
         .output()
         .expect("setpriv is needed for this test")
 }
+
+/// `daust events` running against a daemon, attached for sure: it returns
+/// once the client said on stderr that the daemon streams to it. Its
+/// stdout lines come on `lines`; the rest of stderr is kept for `finish`.
+pub struct EventsClient {
+    pub child: Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl EventsClient {
+    pub fn attach(dir: &Path, json: bool) -> EventsClient {
+        use std::io::{BufRead, BufReader, Read};
+        let mut child = Command::new(bin())
+            .arg("--state-dir")
+            .arg(dir)
+            .arg("events")
+            .args(json.then_some("--json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("daust events");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut first = String::new();
+        let _ = err.read_line(&mut first);
+        assert!(
+            first.contains("streaming the events"),
+            "daust events said {first:?}"
+        );
+        let stderr = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            rest
+        });
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EventsClient {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits for the client to end: its exit code and what it said after
+    /// attaching.
+    pub fn finish(mut self, within: Duration) -> (Option<i32>, String) {
+        let mut code = None;
+        wait_for(within, || match self.child.try_wait() {
+            Ok(Some(s)) => {
+                code = s.code();
+                true
+            }
+            _ => false,
+        });
+        if code.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        (code, self.stderr.join().unwrap_or_default())
+    }
+}
