@@ -75,7 +75,7 @@ impl Replies {
     pub fn next(&mut self, deadline: Option<Instant>) -> Result<Next, ClientError> {
         let mut chunk = [0u8; 65536];
         loop {
-            match wire::decode::<Reply>(&self.buf) {
+            match wire::decode_long::<Reply>(&self.buf, wire::MAX_LONG) {
                 Ok(Some((r, used))) => {
                     self.buf.drain(..used);
                     return Ok(Next::Reply(r));

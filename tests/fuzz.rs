@@ -154,6 +154,7 @@ fn msg() -> impl Strategy<Value = PeerMsg> {
                     addr: None,
                     body: Body::Pong,
                 },
+                part: None,
             }))
         }),
         text().prop_map(|reason| PeerMsg::Refuse { reason }),

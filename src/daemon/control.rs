@@ -108,7 +108,9 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     }
 }
 
+/// Sends one reply; a large one (the table of a big network) in continued
+/// frames.
 async fn send(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
-    let bytes = wire::encode(reply).map_err(std::io::Error::other)?;
+    let bytes = wire::encode_long(reply).map_err(std::io::Error::other)?;
     stream.write_all(&bytes).await
 }

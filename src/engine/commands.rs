@@ -7,13 +7,14 @@
 //! machine over the same pending requests; split, each half would need
 //! the other's internals. What a command does on the node is in `run`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use super::{Action, Engine, LinkId, Now, Token};
+use super::{limits, Action, Engine, LinkId, Now, Token};
 use crate::wire::ctl::{
-    Answer, Body, Command, Missing, NotAsked, Outcome, Reached, Reply, Run, Status, Target,
+    Answer, Body, Command, Missing, NodeView, NotAsked, Outcome, Reached, Reply, Run, Status,
+    Target,
 };
-use crate::wire::peer::{Dest, Hop, NodeId, PeerMsg, Routed, RoutedReply};
+use crate::wire::peer::{Dest, Hop, NodeId, Part, PeerMsg, Routed, RoutedReply};
 
 /// A request of a local client, waiting for answers.
 #[derive(Debug)]
@@ -32,6 +33,22 @@ pub struct Pending {
     /// `all stop`: the origin stops itself once everyone answered.
     stop_after: bool,
     all: bool,
+    /// Bytes of the answers held, about (bounded by
+    /// [`limits::MAX_ANSWER_BYTES`]).
+    bytes: usize,
+    /// Long answers arriving in parts, by answering node.
+    partial: HashMap<NodeId, Partial>,
+}
+
+/// A long answer, part of which has arrived.
+#[derive(Debug, Default)]
+struct Partial {
+    /// How many parts make it.
+    of: u32,
+    /// The parts in so far.
+    got: BTreeSet<u32>,
+    /// Their nodes.
+    nodes: Vec<NodeView>,
 }
 
 /// Where an answer goes.
@@ -250,6 +267,8 @@ impl Engine {
                 deadline_ms: self.now.ms() + req.timeout_ms.max(1),
                 stop_after: false,
                 all,
+                bytes: 0,
+                partial: HashMap::new(),
             },
         );
         mid
@@ -263,7 +282,7 @@ impl Engine {
             if let Some(p) = self.pending.get_mut(&mid) {
                 p.stop_after = true;
             }
-            return self.on_answer(mid, self.answer(Body::Stopping), path);
+            return self.on_answer(mid, self.answer(Body::Stopping), path, None);
         }
         self.execute(cmd, ReplyTo::Origin(mid), None, false);
     }
@@ -355,6 +374,20 @@ impl Engine {
 
     /// A routed command arrived on `link`.
     pub(super) fn on_cmd(&mut self, link: LinkId, r: Routed) {
+        let now_ms = self.now.ms();
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        if !l.cmds.take(limits::CMD_RATE, now_ms, 1) {
+            // Dropped, not run, not passed on: a peer sending more
+            // commands than any network makes is flooding.
+            if now_ms >= l.cmds_warned_ms {
+                l.cmds_warned_ms = now_ms + 10_000;
+                let dropped = l.cmds.refused();
+                tracing::warn!(peer = %self.describe(link), "dropping commands from this link: {dropped} over the limit of {} a second", limits::CMD_RATE.per_s);
+            }
+            return;
+        }
         self.refresh_routes();
         match r.dest {
             Dest::Node(id) if id == self.me => {
@@ -406,11 +439,16 @@ impl Engine {
         }
     }
 
-    /// An answer arrived: ours, or one to pass on towards its origin.
-    pub(super) fn on_resp(&mut self, r: RoutedReply) {
+    /// An answer arrived on `link`: ours, or one to pass on towards its
+    /// origin.
+    pub(super) fn on_resp(&mut self, link: LinkId, r: RoutedReply) {
         self.refresh_routes();
         if r.to == self.me {
-            return self.on_answer(r.mid, r.answer, r.path);
+            if !self.came_its_way(link, &r) {
+                tracing::debug!(peer = %self.describe(link), node = %r.answer.id.short(), "an answer from a direction its node does not lie in: dropped");
+                return;
+            }
+            return self.on_answer(r.mid, r.answer, r.path, r.part);
         }
         if self.cfg.deadend || r.ttl == 0 {
             return;
@@ -444,25 +482,60 @@ impl Engine {
         }
     }
 
-    /// Sends an answer where it belongs.
+    /// Whether an answer for us came from the direction its node lies in:
+    /// the path it names starts here and ends at the answering node, and
+    /// it arrived from our next hop towards that node, or back along its
+    /// path over edges both their ends announce. A neighbour cannot answer
+    /// for a node that lies elsewhere.
+    fn came_its_way(&self, link: LinkId, r: &RoutedReply) -> bool {
+        let Some(peer) = self.links.get(&link).and_then(|l| l.peer) else {
+            return false;
+        };
+        let (Some(first), Some(last)) = (r.path.first(), r.path.last()) else {
+            return false;
+        };
+        if first.id != self.me || last.id != r.answer.id || r.path.len() < 2 {
+            return false;
+        }
+        if self.table.next_hop(&r.answer.id) == Some(peer) || peer == r.answer.id {
+            return true;
+        }
+        r.path[1].id == peer
+            && r.path[1..]
+                .windows(2)
+                .all(|w| self.table.edge(&w[0].id, &w[1].id))
+    }
+
+    /// Sends an answer where it belongs; a long `list` in parts.
     pub(super) fn deliver(&mut self, to: ReplyTo, body: Body) {
-        let answer = self.answer(body);
         match to {
-            ReplyTo::Origin(mid) => self.on_answer(mid, answer, vec![self.hop(None)]),
+            ReplyTo::Origin(mid) => {
+                let answer = self.answer(body);
+                self.on_answer(mid, answer, vec![self.hop(None)], None)
+            }
             ReplyTo::Remote { mid, to, path } => {
-                let r = RoutedReply {
-                    mid,
-                    to,
-                    ttl: self.cfg.max_hops.get(),
-                    path,
-                    answer,
+                let parts = match body {
+                    Body::List { nodes } if nodes.len() > 1 => split_list(nodes),
+                    body => vec![body],
                 };
-                self.send_resp(r);
+                let of = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+                for (n, body) in (0..).zip(parts) {
+                    let r = RoutedReply {
+                        mid,
+                        to,
+                        ttl: self.cfg.max_hops.get(),
+                        path: path.clone(),
+                        answer: self.answer(body),
+                        part: (of > 1).then_some(Part { n, of }),
+                    };
+                    self.send_resp(r);
+                }
             }
         }
     }
 
-    fn on_answer(&mut self, mid: u64, answer: Answer, path: Vec<Hop>) {
+    /// An answer, or part of one, for a request of ours.
+    fn on_answer(&mut self, mid: u64, answer: Answer, path: Vec<Hop>, part: Option<Part>) {
         let now_us = self.now.mono_us;
         let Some(p) = self.pending.get_mut(&mid) else {
             return;
@@ -471,15 +544,32 @@ impl Engine {
         // answers in another node's name, twice, or for a node nobody
         // asked, is not heard. The one exception is a node on the way
         // saying there is no way on: it ends a request for one node.
-        let asked = p.waiting.remove(&answer.id);
-        let dead_end = !p.all && p.answers.is_empty() && matches!(answer.body, Body::Error { .. });
-        if !asked && !dead_end {
-            tracing::debug!(node = %answer.id.short(), "an answer nobody waits for: dropped");
-            return;
-        }
-        if !asked {
+        if !p.waiting.contains(&answer.id) {
+            let dead_end =
+                !p.all && p.answers.is_empty() && matches!(answer.body, Body::Error { .. });
+            if !dead_end || part.is_some() {
+                tracing::debug!(node = %answer.id.short(), "an answer nobody waits for: dropped");
+                return;
+            }
             p.waiting.clear();
         }
+        let mut answer = answer;
+        p.bytes = p.bytes.saturating_add(answer.body.approx_bytes());
+        if p.bytes > limits::MAX_ANSWER_BYTES {
+            answer.body = Body::Error {
+                message: format!(
+                    "answer not kept: this request's answers passed {} MiB",
+                    limits::MAX_ANSWER_BYTES >> 20
+                ),
+            };
+            p.partial.remove(&answer.id);
+        } else if let Some(part) = part {
+            let Some(whole) = p.add_part(&mut answer, part) else {
+                return;
+            };
+            answer.body = Body::List { nodes: whole };
+        }
+        p.waiting.remove(&answer.id);
         p.answers.push(Reached {
             answer,
             path,
@@ -559,6 +649,55 @@ impl Engine {
             self.begin_stop(None, false);
         }
     }
+}
+
+impl Pending {
+    /// Keeps part of a long answer; once every part is in, hands back all
+    /// of its nodes. Parts that do not fit the first one's count, repeats
+    /// and parts that are not a `list` are not heard.
+    fn add_part(&mut self, answer: &mut Answer, part: Part) -> Option<Vec<NodeView>> {
+        let Body::List { nodes } = &mut answer.body else {
+            return None;
+        };
+        let limit = u32::try_from(limits::MAX_NODES).unwrap_or(u32::MAX);
+        if part.of > limit || part.n >= part.of {
+            return None;
+        }
+        let acc = self.partial.entry(answer.id).or_default();
+        if acc.got.is_empty() {
+            acc.of = part.of;
+        }
+        if acc.of != part.of || !acc.got.insert(part.n) {
+            return None;
+        }
+        acc.nodes.append(nodes);
+        if acc.got.len() < acc.of as usize {
+            return None;
+        }
+        let done = self.partial.remove(&answer.id)?;
+        Some(done.nodes)
+    }
+}
+
+/// Cuts a `list` into bodies of about [`limits::ANSWER_PART`] bytes each,
+/// in order (one body if it is short).
+fn split_list(nodes: Vec<NodeView>) -> Vec<Body> {
+    let mut parts = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for n in nodes {
+        let b = n.approx_bytes();
+        if !cur.is_empty() && bytes + b > limits::ANSWER_PART {
+            parts.push(Body::List {
+                nodes: std::mem::take(&mut cur),
+            });
+            bytes = 0;
+        }
+        bytes += b;
+        cur.push(n);
+    }
+    parts.push(Body::List { nodes: cur });
+    parts
 }
 
 /// Where a run's command ids start. Nothing a restart keeps or loses can

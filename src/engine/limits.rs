@@ -47,6 +47,83 @@ pub const MAX_HEARTBEAT_MS: u64 = 60_000;
 /// one forged forget is not for ever (Serf reaps after 24 h too).
 pub const TOMBSTONE_MS: u64 = 24 * 3600 * 1000;
 
+/// Bytes of one part of a long answer (a `list` of a big table): answers
+/// travel in parts of about this size, each far below the frame limit.
+pub const ANSWER_PART: usize = 256 * 1024;
+
+/// Bytes of answers one request may gather: `all list` in a network of a
+/// few hundred nodes, or one `list` of a table of 65,536 nodes, several
+/// times over. Answers past it are noted, not kept.
+pub const MAX_ANSWER_BYTES: usize = 128 * 1024 * 1024;
+
+/// Commands a link may bring per second, and in a burst. Every `all`
+/// command of every node crosses every link once: a hundred a second is a
+/// busy network's monitoring many times over.
+pub const CMD_RATE: Rate = Rate {
+    per_s: 100,
+    burst: 500,
+};
+
+/// Bytes of answers this node gives per second, and in a burst, to the
+/// commands that arrive over one link: a `list` of 65,536 nodes a few
+/// times over, then one every few seconds. A peer asking for more gets an
+/// error answer, not a flood of tables.
+pub const ANSWER_RATE: Rate = Rate {
+    per_s: 8 * 1024 * 1024,
+    burst: 96 * 1024 * 1024,
+};
+
+/// A rate limit: so many a second, with a burst.
+#[derive(Copy, Clone, Debug)]
+pub struct Rate {
+    /// Sustained, per second.
+    pub per_s: u64,
+    /// At once, after a quiet spell.
+    pub burst: u64,
+}
+
+/// A token bucket for a [`Rate`], on the engine's monotonic clock.
+#[derive(Clone, Debug, Default)]
+pub struct Bucket {
+    /// Tokens left, in thousandths.
+    milli: u64,
+    /// When it was last filled, ms.
+    at_ms: u64,
+    /// It was ever used (a new bucket starts full).
+    used: bool,
+    /// How much was refused since the last [`Bucket::refused`] call.
+    refused: u64,
+}
+
+impl Bucket {
+    /// Takes `n` tokens at `now_ms` if there are that many; says whether it
+    /// did.
+    pub fn take(&mut self, rate: Rate, now_ms: u64, n: u64) -> bool {
+        let cap = rate.burst.saturating_mul(1000);
+        if !self.used {
+            self.used = true;
+            self.milli = cap;
+        } else {
+            let gained = now_ms.saturating_sub(self.at_ms).saturating_mul(rate.per_s);
+            self.milli = self.milli.saturating_add(gained).min(cap);
+        }
+        self.at_ms = now_ms;
+        let want = n.saturating_mul(1000);
+        if self.milli >= want {
+            self.milli -= want;
+            true
+        } else {
+            self.refused = self.refused.saturating_add(n);
+            false
+        }
+    }
+
+    /// How much was refused since the last call, and starts counting anew.
+    pub fn refused(&mut self) -> u64 {
+        std::mem::take(&mut self.refused)
+    }
+}
+
 /// Whether a version from the network can be honest at wall clock `now_ms`.
 pub fn plausible(v: Version, now_ms: u64) -> Result<(), String> {
     if v.inc > now_ms.saturating_add(MAX_FUTURE_MS) {
@@ -113,4 +190,30 @@ pub fn check(na: &Announcement) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_gives_its_burst_then_its_rate() {
+        let rate = Rate {
+            per_s: 10,
+            burst: 5,
+        };
+        let mut b = Bucket::default();
+        assert!((0..5).all(|_| b.take(rate, 1000, 1)));
+        assert!(!b.take(rate, 1000, 1));
+        assert!(!b.take(rate, 1099, 1), "a tenth of a second is one token");
+        assert!(b.take(rate, 1100, 1));
+        assert!(
+            b.take(rate, u64::MAX, 5),
+            "no overflow, and capped at the burst"
+        );
+        assert!(!b.take(rate, u64::MAX, 1));
+        assert_eq!(b.refused(), 3);
+        assert_eq!(b.refused(), 0);
+        assert!(!b.take(rate, 0, u64::MAX));
+    }
 }

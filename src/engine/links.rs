@@ -65,6 +65,12 @@ pub struct Link {
     /// Last probe sent by the side that does not ping, ms (see
     /// [`Link::probe_due`]).
     pub probe_ms: u64,
+    /// Commands it brought (see [`limits::CMD_RATE`]).
+    pub cmds: limits::Bucket,
+    /// When dropped commands may be logged again, ms.
+    pub cmds_warned_ms: u64,
+    /// Bytes of answers given to its commands (see [`limits::ANSWER_RATE`]).
+    pub answers: limits::Bucket,
 }
 
 /// A link silent for this many heartbeats is dead, unless its peer is
@@ -143,6 +149,9 @@ impl Engine {
                 packets_ms: 0,
                 lossy_logged: false,
                 probe_ms: 0,
+                cmds: limits::Bucket::default(),
+                cmds_warned_ms: 0,
+                answers: limits::Bucket::default(),
             },
         );
         let hello = Hello {
@@ -243,7 +252,7 @@ impl Engine {
                 self.forget(id, version, Some(link));
             }
             PeerMsg::Cmd(r) => self.on_cmd(link, *r),
-            PeerMsg::Resp(r) => self.on_resp(*r),
+            PeerMsg::Resp(r) => self.on_resp(link, *r),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::commands::{Parked, ParkedWhat, ReplyTo};
-use super::{Action, Engine, LinkId};
+use super::{limits, Action, Engine, LinkId};
 use crate::wire::ctl::{Body, Command, InfoView, LinkView, Reply, Status};
 use crate::wire::peer::NodeId;
 
@@ -35,7 +35,8 @@ impl Engine {
             Command::Trace => self.deliver(to, Body::Trace),
             Command::List => {
                 let nodes = self.table.views(self.me, self.now.wall_ms);
-                self.deliver(to, Body::List { nodes });
+                let body = self.afford(upstream, Body::List { nodes });
+                self.deliver(to, body);
             }
             Command::Info => {
                 let info = self.info();
@@ -95,6 +96,27 @@ impl Engine {
                 let keys = self.cfg.key_ids.clone();
                 self.deliver(to, Body::Keys { keys });
             }
+        }
+    }
+
+    /// `body` if the link the command came over may still have answers
+    /// that large (see [`limits::ANSWER_RATE`]), else an error saying so:
+    /// a few hundred bytes of commands must not draw gigabytes of tables.
+    fn afford(&mut self, upstream: Option<LinkId>, body: Body) -> Body {
+        let now_ms = self.now.ms();
+        let bytes = body.approx_bytes() as u64;
+        let Some(l) = upstream.and_then(|l| self.links.get_mut(&l)) else {
+            return body;
+        };
+        if l.answers.take(limits::ANSWER_RATE, now_ms, bytes) {
+            return body;
+        }
+        tracing::warn!(peer = %format!("{} ({})", l.peer_name, l.remote), "not answering a `list` that came over this link: its commands drew over {} MiB of answers", limits::ANSWER_RATE.burst >> 20);
+        Body::Error {
+            message: format!(
+                "busy: the commands over {}'s link to {} drew more answers than it gives ({} MiB a second); try again in a few seconds",
+                self.record.name, l.peer_name, limits::ANSWER_RATE.per_s >> 20
+            ),
         }
     }
 

@@ -406,6 +406,23 @@ pub struct Event {
 }
 
 impl NodeView {
+    /// About how many bytes it takes as JSON: for bounding answers and
+    /// cutting long ones into parts, without encoding them twice.
+    pub fn approx_bytes(&self) -> usize {
+        let texts = |v: &[String]| v.iter().map(|s| s.len() + 4).sum::<usize>();
+        let tags: usize = self.tags.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        400 + self.name.len()
+            + opt(&self.internal_ip)
+            + opt(&self.public_ip)
+            + texts(&self.addrs)
+            + texts(&self.seen_as)
+            + tags
+            + self.kind.len()
+            + self.os.len()
+            + self.version.len()
+    }
+
     /// The address a person or script most likely wants: internal, else
     /// public, else any interface address, else as a neighbour sees it.
     pub fn addr(&self) -> Option<&str> {
@@ -414,6 +431,31 @@ impl NodeView {
             .or(self.public_ip.as_deref())
             .or(self.addrs.first().map(String::as_str))
             .or(self.seen_as.first().map(String::as_str))
+    }
+}
+
+impl Body {
+    /// About how many bytes it takes as JSON (see
+    /// [`NodeView::approx_bytes`]).
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Body::List { nodes } => 32 + nodes.iter().map(NodeView::approx_bytes).sum::<usize>(),
+            Body::Info(info) => {
+                600 + info.node.approx_bytes()
+                    + info
+                        .links
+                        .iter()
+                        .map(|l| 120 + l.name.len() + l.addr.len())
+                        .sum::<usize>()
+            }
+            Body::Joined {
+                addr, peer_name, ..
+            } => 120 + addr.len() + peer_name.len(),
+            Body::Keys { keys } => 32 + keys.iter().map(|k| k.len() + 4).sum::<usize>(),
+            Body::Forgot { name, .. } => 80 + name.len(),
+            Body::Error { message } => 32 + message.len(),
+            Body::Pong | Body::Trace | Body::Stopping => 32,
+        }
     }
 }
 

@@ -7,6 +7,13 @@
 //!
 //! [`decode`] tells "need more bytes" (`Ok(None)`) from "this stream is
 //! broken" (`Err`), so a reader never waits forever on garbage.
+//!
+//! A control reply can be larger than a frame (the table of 65,536 nodes is
+//! ~25 MB of JSON): [`encode_long`] cuts its body into frames of at most
+//! [`MAX_FRAME`] bytes, each but the last with [`MORE`] set in its length
+//! prefix, and [`decode_long`] joins them, up to a bound the reader sets.
+//! Peer links never continue a frame: there the flag makes the length
+//! too large, and the link closes.
 
 pub mod ctl;
 pub mod peer;
@@ -24,6 +31,13 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 /// Bytes of the length prefix.
 pub const HEADER: usize = 4;
 
+/// Set in a length prefix: the message goes on in the next frame.
+pub const MORE: u32 = 1 << 31;
+
+/// Largest message a client joins from continued frames, in bytes: the
+/// table of 65,536 nodes with long tags and many addresses, with room.
+pub const MAX_LONG: usize = 512 * 1024 * 1024;
+
 /// Why a byte stream cannot be read as frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
@@ -31,6 +45,8 @@ pub enum FrameError {
     TooLarge(usize),
     /// The body is not a valid message (bad JSON, unknown type, bad field).
     Invalid(String),
+    /// Continued frames add up to more than the reader allows.
+    TooLong(usize),
 }
 
 impl fmt::Display for FrameError {
@@ -40,6 +56,7 @@ impl fmt::Display for FrameError {
                 write!(f, "frame too large: {n} bytes (limit {MAX_FRAME})")
             }
             FrameError::Invalid(why) => write!(f, "invalid frame: {why}"),
+            FrameError::TooLong(n) => write!(f, "message too long: over {n} bytes"),
         }
     }
 }
@@ -73,6 +90,68 @@ pub fn decode<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, Fra
     let body = &buf[HEADER..HEADER + len];
     let msg = serde_json::from_slice(body).map_err(|e| FrameError::Invalid(e.to_string()))?;
     Ok(Some((msg, HEADER + len)))
+}
+
+/// Encodes one message as one frame, or as several continued ones (see
+/// [`MORE`]) when its body is larger than [`MAX_FRAME`].
+pub fn encode_long<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let body = serde_json::to_vec(msg).map_err(|e| FrameError::Invalid(e.to_string()))?;
+    let parts = body.len().div_ceil(MAX_FRAME).max(1);
+    let mut buf = Vec::with_capacity(body.len() + parts * HEADER);
+    let mut chunks = body.chunks(MAX_FRAME).peekable();
+    if chunks.peek().is_none() {
+        buf.extend_from_slice(&0u32.to_be_bytes());
+    }
+    while let Some(chunk) = chunks.next() {
+        let more = if chunks.peek().is_some() { MORE } else { 0 };
+        // A chunk is at most MAX_FRAME (1 MiB) long: it fits the 31 bits.
+        buf.extend_from_slice(&(chunk.len() as u32 | more).to_be_bytes());
+        buf.extend_from_slice(chunk);
+    }
+    Ok(buf)
+}
+
+/// Decodes the first message in `buf`, joining continued frames (see
+/// [`MORE`]) of at most `limit` bytes in all. Like [`decode`], `Ok(None)`
+/// means more bytes are needed; a reader calling it again as bytes arrive
+/// costs a look at each frame's prefix, not a copy, until the last frame
+/// is in.
+pub fn decode_long<T: DeserializeOwned>(
+    buf: &[u8],
+    limit: usize,
+) -> Result<Option<(T, usize)>, FrameError> {
+    let mut at = 0;
+    let mut total = 0usize;
+    let mut bodies = Vec::new();
+    loop {
+        let Some(head) = buf.get(at..at + HEADER) else {
+            return Ok(None);
+        };
+        let raw = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let len = (raw & !MORE) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge(len));
+        }
+        total = total.saturating_add(len);
+        if total > limit {
+            return Err(FrameError::TooLong(limit));
+        }
+        let Some(body) = buf.get(at + HEADER..at + HEADER + len) else {
+            return Ok(None);
+        };
+        bodies.push(body);
+        at += HEADER + len;
+        if raw & MORE == 0 {
+            break;
+        }
+    }
+    let msg = if let [one] = bodies[..] {
+        serde_json::from_slice(one)
+    } else {
+        serde_json::from_slice(&bodies.concat())
+    };
+    let msg = msg.map_err(|e| FrameError::Invalid(e.to_string()))?;
+    Ok(Some((msg, at)))
 }
 
 /// Reads the length prefix, if all of it is there, and checks the bound.
@@ -109,6 +188,36 @@ mod tests {
         let buf = ((MAX_FRAME + 1) as u32).to_be_bytes();
         assert!(matches!(
             decode::<PeerMsg>(&buf),
+            Err(FrameError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn a_long_message_travels_in_continued_frames() {
+        let nodes = "x".repeat(3 * MAX_FRAME + 17);
+        let msg = PeerMsg::Refuse { reason: nodes };
+        let bytes = encode_long(&msg).unwrap();
+        assert!(encode(&msg).is_err(), "too large for one frame");
+        for cut in [0, 3, HEADER + MAX_FRAME, bytes.len() - 1] {
+            assert_eq!(
+                decode_long::<PeerMsg>(&bytes[..cut], MAX_LONG).unwrap(),
+                None
+            );
+        }
+        let (back, used) = decode_long::<PeerMsg>(&bytes, MAX_LONG).unwrap().unwrap();
+        assert_eq!((back, used), (msg.clone(), bytes.len()));
+        // Bounded by the reader, before the rest arrives.
+        let head = &bytes[..HEADER + MAX_FRAME + HEADER];
+        assert_eq!(
+            decode_long::<PeerMsg>(head, 2 * MAX_FRAME),
+            Err(FrameError::TooLong(2 * MAX_FRAME))
+        );
+        // A short one is an ordinary frame, and the peer codec refuses a
+        // continued one.
+        let small = PeerMsg::Pong { s: 1 };
+        assert_eq!(encode_long(&small).unwrap(), encode(&small).unwrap());
+        assert!(matches!(
+            decode::<PeerMsg>(&bytes),
             Err(FrameError::TooLarge(_))
         ));
     }

@@ -150,6 +150,21 @@ pub struct RoutedReply {
     pub path: Vec<Hop>,
     /// The answer.
     pub answer: Answer,
+    /// Which part of a long answer this is (a `list` of a big table
+    /// travels in parts, each far below the frame limit); none for an
+    /// answer in one piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<Part>,
+}
+
+/// One of the parts of a long answer: its body is a `list` holding some of
+/// the nodes, and the origin joins the parts once all `of` are in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Which part, from 0.
+    pub n: u32,
+    /// How many parts there are.
+    pub of: u32,
 }
 
 /// Every message on a peer link.

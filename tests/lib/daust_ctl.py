@@ -12,6 +12,9 @@ import json
 import struct
 
 HEADER = struct.Struct(">I")
+# Set in a length prefix: the message goes on in the next frame (a large
+# reply, such as the table of a big network).
+MORE = 1 << 31
 
 
 def encode(msg):
@@ -21,9 +24,13 @@ def encode(msg):
 
 
 async def read_frame(reader):
-    """The next frame of a stream, as a dict."""
-    (n,) = HEADER.unpack(await reader.readexactly(HEADER.size))
-    return json.loads(await reader.readexactly(n))
+    """The next message of a stream (one frame or continued ones), as a dict."""
+    body = b""
+    while True:
+        (n,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+        body += await reader.readexactly(n & ~MORE)
+        if not n & MORE:
+            return json.loads(body)
 
 
 async def open_stream(sock, kind):

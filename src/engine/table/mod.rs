@@ -431,6 +431,17 @@ impl Table {
             .is_ok()
     }
 
+    /// Whether `a` and `b` both announce a link to each other: an edge of
+    /// the graph. Neighbours are kept sorted (see [`Table::offer`]), so it
+    /// costs two searches, not the degree.
+    pub fn edge(&self, a: &NodeId, b: &NodeId) -> bool {
+        let lists = |x: &NodeId, y: &NodeId| {
+            self.get(x)
+                .is_some_and(|e| e.na.neighbors.binary_search_by_key(y, |n| n.id).is_ok())
+        };
+        lists(a, b) && lists(b, a)
+    }
+
     /// Recomputes reachability by breadth-first search from `me` over edges
     /// that both ends agree on. `my_links` are this node's live neighbours
     /// with their RTT, which count as edges on their own: a live link is

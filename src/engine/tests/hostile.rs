@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::wire::ctl::{Command, Run, Target};
+use crate::wire::peer::{Dest, Hop, Routed};
 
 fn own_version(e: &Engine) -> Version {
     e.table().get(&NodeId(5)).expect("own entry").na.version
@@ -150,4 +152,215 @@ fn answers_come_only_from_the_nodes_asked_once_each() {
         .take_actions()
         .iter()
         .all(|x| !matches!(x, Action::Reply { .. })));
+}
+
+/// 9 - 5 - 8 - 3: neighbour 9 answers `all ping` in the name of node 3,
+/// which lies behind 8. Not heard; 3's own answer, back through 8, is.
+#[test]
+fn an_answer_from_the_wrong_direction_is_not_heard() {
+    let mut e = engine(5, Config::default());
+    link(&mut e, 1, 9, true, 0);
+    link(&mut e, 2, 8, true, 0);
+    e.frame(now(1), 1, PeerMsg::Na(Arc::new(na(9, 2, &[5]))));
+    e.frame(now(1), 2, PeerMsg::Na(Arc::new(na(8, 2, &[3, 5]))));
+    e.frame(now(1), 2, PeerMsg::Na(Arc::new(na(3, 2, &[8]))));
+    e.tick(now(50));
+    e.take_actions();
+    let run = Run {
+        target: Target::All,
+        cmd: Command::Ping,
+        timeout_ms: 5000,
+    };
+    e.request(now(100), 42, run);
+    let a = e.take_actions();
+    let cmd = |link| {
+        sent(&a, link)
+            .into_iter()
+            .find_map(|m| match m {
+                PeerMsg::Cmd(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .expect("flooded")
+    };
+    let (to_9, mut to_8) = (cmd(1), cmd(2));
+    // 9 claims 3 is behind it, and that 3 is behind it through 8.
+    e.frame(now(101), 1, pong(&to_9, 3));
+    let mut via_8 = to_9.clone();
+    via_8.path.push(Hop {
+        id: NodeId(9),
+        name: "n9".into(),
+        rtt_us: None,
+    });
+    e.frame(now(101), 1, pong(&via_8, 8));
+    e.frame(now(102), 1, pong(&to_9, 9));
+    e.frame(now(102), 2, pong(&to_8, 8));
+    assert!(done(e.take_actions()).is_none(), "still waiting for 3");
+    to_8.path.push(Hop {
+        id: NodeId(8),
+        name: "n8".into(),
+        rtt_us: None,
+    });
+    e.frame(now(103), 2, pong(&to_8, 3));
+    let o = done(e.take_actions()).expect("all four answered");
+    let from: Vec<(u128, usize)> = o
+        .answers
+        .iter()
+        .map(|x| (x.answer.id.0, x.path.len()))
+        .collect();
+    assert_eq!(from, [(5, 1), (3, 3), (8, 2), (9, 2)]);
+}
+
+/// Node 9 holds 3,000 nodes: its `list` answer goes back in parts, each
+/// far below the frame limit, and the origin joins them into one answer.
+/// Parts that do not fit (a repeat, a wrong count) change nothing.
+#[test]
+fn a_long_list_travels_in_parts_and_is_joined() {
+    let mut origin = engine(5, Config::default());
+    link(&mut origin, 1, 9, true, 0);
+    origin.tick(now(50));
+    origin.take_actions();
+    let mut far = engine(9, Config::default());
+    link(&mut far, 1, 5, false, 0);
+    for id in 1000..4000u128 {
+        far.frame(now(1), 1, PeerMsg::Na(Arc::new(na(id, 1, &[]))));
+    }
+    far.tick(now(50));
+    far.take_actions();
+    let run = Run {
+        target: Target::Remote("n9".into()),
+        cmd: Command::List,
+        timeout_ms: 5000,
+    };
+    origin.request(now(100), 42, run);
+    let a = origin.take_actions();
+    let cmd = sent(&a, 1)[0].clone();
+    far.frame(now(101), 1, cmd);
+    let parts: Vec<PeerMsg> = sent(&far.take_actions(), 1)
+        .into_iter()
+        .filter(|m| matches!(m, PeerMsg::Resp(_)))
+        .cloned()
+        .collect();
+    assert!(parts.len() > 3, "{} parts", parts.len());
+    for p in &parts {
+        let bytes = crate::wire::encode(p)
+            .expect("each part fits a frame")
+            .len();
+        assert!(
+            bytes < crate::wire::MAX_FRAME / 2,
+            "a part of {bytes} bytes"
+        );
+    }
+    // Out of order, with a repeat and a part claiming another count.
+    let mut odd = parts[1].clone();
+    if let PeerMsg::Resp(r) = &mut odd {
+        r.part = r
+            .part
+            .map(|p| crate::wire::peer::Part { n: 1, of: p.of + 1 });
+    }
+    let (last, rest) = parts.split_last().expect("parts");
+    origin.frame(now(102), 1, last.clone());
+    origin.frame(now(102), 1, odd);
+    origin.frame(now(102), 1, last.clone());
+    for p in rest {
+        assert!(
+            done(origin.take_actions()).is_none(),
+            "done before every part"
+        );
+        origin.frame(now(103), 1, p.clone());
+    }
+    let o = done(origin.take_actions()).expect("joined");
+    let [reached] = &o.answers[..] else {
+        panic!("{} answers", o.answers.len());
+    };
+    let crate::wire::ctl::Body::List { nodes } = &reached.answer.body else {
+        panic!("{:?}", reached.answer.body);
+    };
+    assert_eq!(nodes.len(), 3002);
+    let mut ids: Vec<u128> = nodes.iter().map(|n| n.id.0).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3002, "each node once");
+}
+
+/// A peer sending thousands of commands a second: past the burst they are
+/// dropped, not run; and `list`s past the answer budget get an error.
+#[test]
+fn a_link_may_not_draw_endless_answers() {
+    let mut e = engine(5, Config::default());
+    link(&mut e, 1, 9, true, 0);
+    e.take_actions();
+    let mut answered = 0;
+    for i in 0..2000u64 {
+        e.frame(now(100), 1, routed_ping(i));
+        answered += sent(&e.take_actions(), 1)
+            .iter()
+            .filter(|m| matches!(m, PeerMsg::Resp(_)))
+            .count();
+    }
+    assert_eq!(answered as u64, limits::CMD_RATE.burst);
+    // A second on, a hundred more.
+    for i in 2000..2200u64 {
+        e.frame(now(1100), 1, routed_ping(i));
+    }
+    let more = sent(&e.take_actions(), 1)
+        .iter()
+        .filter(|m| matches!(m, PeerMsg::Resp(_)))
+        .count();
+    assert_eq!(more as u64, limits::CMD_RATE.per_s);
+}
+
+/// 0.1 MB of `list` commands drew 220 MB of tables: past the link's answer
+/// budget, a `list` gets a short error instead.
+#[test]
+fn a_link_may_not_draw_endless_tables() {
+    let mut e = engine(5, Config::default());
+    link(&mut e, 1, 9, true, 0);
+    for id in 1000..4000u128 {
+        e.frame(now(1), 1, PeerMsg::Na(Arc::new(na(id, 1, &[]))));
+    }
+    e.take_actions();
+    let (mut tables, mut refused) = (0, 0);
+    for i in 0..200u64 {
+        let PeerMsg::Cmd(mut r) = routed_ping(i) else {
+            unreachable!()
+        };
+        r.cmd = Command::List;
+        e.frame(now(2), 1, PeerMsg::Cmd(r));
+        for m in sent(&e.take_actions(), 1) {
+            match m {
+                PeerMsg::Resp(r) if r.part.is_some_and(|p| p.n == 0) => tables += 1,
+                PeerMsg::Resp(r) => {
+                    if let crate::wire::ctl::Body::Error { message } = &r.answer.body {
+                        assert!(message.starts_with("busy"), "{message}");
+                        refused += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let each = limits::ANSWER_RATE.burst / tables;
+    assert!(
+        refused > 0 && tables > 10,
+        "{tables} tables, {refused} refused"
+    );
+    assert!(
+        each > 1_000_000,
+        "a table of 3,000 nodes is over a MB: {each}"
+    );
+}
+
+fn routed_ping(mid: u64) -> PeerMsg {
+    PeerMsg::Cmd(Box::new(Routed {
+        mid,
+        origin: NodeId(9),
+        dest: Dest::Node(NodeId(5)),
+        ttl: 8,
+        path: vec![Hop {
+            id: NodeId(9),
+            name: "n9".into(),
+            rtt_us: None,
+        }],
+        cmd: Command::Ping,
+    }))
 }

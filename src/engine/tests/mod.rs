@@ -353,17 +353,24 @@ pub(super) fn all_ping_to_9() -> (Engine, Routed) {
 
 /// Node `id`'s pong to the command `r`, as it comes back on the link.
 pub(super) fn pong(r: &Routed, id: u128) -> PeerMsg {
+    let mut path = r.path.clone();
+    path.push(crate::wire::peer::Hop {
+        id: NodeId(id),
+        name: format!("n{id}"),
+        rtt_us: None,
+    });
     PeerMsg::Resp(Box::new(crate::wire::peer::RoutedReply {
         mid: r.mid,
         to: r.origin,
         ttl: 8,
-        path: r.path.clone(),
+        path,
         answer: crate::wire::ctl::Answer {
             id: NodeId(id),
             name: format!("n{id}"),
             addr: Some("6.6.6.6".into()),
             body: crate::wire::ctl::Body::Pong,
         },
+        part: None,
     }))
 }
 
