@@ -3,8 +3,10 @@
 //! link to the driver once its handshake is done) or finished (a control
 //! connection), and ends when the daemon stops.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
@@ -18,6 +20,59 @@ pub const MAX_CONTROL_CONNS: usize = 256;
 
 /// Peer connections accepted at once (established or handshaking).
 pub const MAX_PEER_CONNS: usize = 1024;
+
+/// Accepted connections that have not yet sent their first frame (the
+/// Hello, after the Noise handshake with a cluster key). More are closed at
+/// once, like OpenSSH's MaxStartups: a flood of connections that never
+/// finish their handshake holds these, not the slots of real links. Each
+/// is closed after the handshake timeout.
+pub const MAX_STARTUPS: usize = 64;
+
+/// Of those, from one address: one host opening connections as fast as
+/// it can takes these eight, not the handshake slots of every other host.
+pub const MAX_STARTUPS_PER_ADDR: usize = 8;
+
+/// Peer connections from one address: a host behind which a few hundred
+/// VMs share an address (NAT) fits; one host cannot take every slot.
+pub const MAX_CONNS_PER_ADDR: usize = 256;
+
+/// Connections counted by source address while they live.
+#[derive(Clone, Default)]
+pub struct ByAddr(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection counted in a [`ByAddr`]; uncounted when dropped.
+pub struct Counted {
+    by: ByAddr,
+    ip: IpAddr,
+}
+
+impl ByAddr {
+    /// Counts one more connection from `ip`, unless `max` are already.
+    fn take(&self, ip: IpAddr, max: usize) -> Option<Counted> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Counted {
+            by: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut m = self.by.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// The cluster keys as they stand (SIGHUP may replace them).
 pub type KeysNow = Arc<RwLock<Option<Arc<secure::Keys>>>>;
@@ -33,6 +88,8 @@ pub async fn peers(
     mut stop: Stop,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_PEER_CONNS));
+    let startups = Arc::new(Semaphore::new(MAX_STARTUPS));
+    let (conns_by, startups_by) = (ByAddr::default(), ByAddr::default());
     let mut handshakes = JoinSet::new();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -49,16 +106,33 @@ pub async fn peers(
         };
         while handshakes.try_join_next().is_some() {}
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, from)) => {
                 backoff = Duration::from_millis(10);
+                let ip = from.ip();
+                let Some(conn) = conns_by.take(ip, MAX_CONNS_PER_ADDR) else {
+                    tracing::warn!(peer = %from, "closing a connection: {MAX_CONNS_PER_ADDR} others from its address are open");
+                    continue;
+                };
+                let startup = startups_by.take(ip, MAX_STARTUPS_PER_ADDR).and_then(|by| {
+                    let global = startups.clone().try_acquire_owned().ok()?;
+                    Some((global, by))
+                });
+                let Some(startup) = startup else {
+                    tracing::warn!(peer = %from, "closing a connection: too many have not finished their handshake yet ({MAX_STARTUPS_PER_ADDR} from one address, {MAX_STARTUPS} in all)");
+                    continue;
+                };
                 let link = next_id.fetch_add(1, Ordering::Relaxed);
                 let keys = keys.read().ok().and_then(|g| g.clone());
+                let permits = net::Permits {
+                    slot: (permit, conn),
+                    startup: Some(startup),
+                };
                 handshakes.spawn(net::start_link(
                     stream,
                     link,
                     None,
                     tx.clone(),
-                    Some(permit),
+                    Some(permits),
                     keys,
                 ));
             }

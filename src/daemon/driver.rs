@@ -16,9 +16,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant as TokioInstant;
 
 use super::accept::KeysNow;
-use super::net::{self, LinkHandle, Outgoing};
+use super::net::{self, LinkHandle};
+use super::outbox::{Full, LINK_QUEUE};
 use super::settings::{load_keys, Settings};
-use super::{hooks, logfile, metrics, Input, Stop};
+use super::{hooks, logfile, lograte, metrics, Input, Stop};
 use crate::engine::{Action, Engine, LinkId, Now, Snapshot, Token};
 use crate::time::wall_ms;
 use crate::wire::ctl::{Event, Reply, Request};
@@ -165,6 +166,7 @@ impl Driver {
                 _ = tokio::time::sleep_until(wake) => {
                     if self.clock.instant(self.engine.next_wakeup()) <= TokioInstant::now() {
                         self.engine.tick(self.clock.now());
+                        lograte::report();
                     }
                 }
             }
@@ -293,7 +295,7 @@ impl Driver {
                     tracing::warn!(
                         peer = %self.engine.describe(link),
                         "peer too slow: {} frames queued; dropping the link",
-                        net::LINK_QUEUE
+                        LINK_QUEUE
                     );
                     h.reader.abort();
                 }
@@ -308,21 +310,18 @@ impl Driver {
         match a {
             Action::Send { link, msg } => {
                 let h = self.links.get(&link)?;
-                match h.tx.try_send(Outgoing::Msg(msg)) {
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        metrics::add(&metrics::IO.dropped, 1);
-                        return Some(link);
-                    }
-                    // Closed: the writer hit an error; the reader will
-                    // report the link down after what the peer sent.
-                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                // A writer that hit an error takes nothing more; the reader
+                // reports the link down after what the peer sent.
+                if h.out.push(msg) == Err(Full) {
+                    metrics::add(&metrics::IO.dropped, 1);
+                    return Some(link);
                 }
             }
             Action::Close { link, reason } => {
                 if let Some(h) = self.links.remove(&link) {
                     tracing::debug!(link, "closing: {reason}");
                     h.reader.abort();
-                    let _ = h.tx.try_send(Outgoing::Close);
+                    h.out.close();
                 }
             }
             Action::Dial { addr } => {
@@ -416,7 +415,7 @@ impl Driver {
         let mut writers = Vec::new();
         let mut readers = Vec::new();
         for (_, h) in self.links.drain() {
-            let _ = h.tx.try_send(Outgoing::Close);
+            h.out.close();
             writers.push(h.writer);
             readers.push(h.reader);
         }

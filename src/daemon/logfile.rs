@@ -149,6 +149,16 @@ impl Write for CleanStderr {
     }
 }
 
+/// Repeated lines held to a rate (see [`super::lograte`]); lines below the
+/// level never count. Dynamic: asked at every event, not once per place.
+fn held_to_rate<S: tracing::Subscriber>(
+    level: tracing::Level,
+) -> impl tracing_subscriber::Layer<S> {
+    tracing_subscriber::filter::dynamic_filter_fn(move |m, _| {
+        *m.level() > level || super::lograte::allow(m)
+    })
+}
+
 /// The log file, for SIGHUP to reopen.
 pub static LOG: std::sync::OnceLock<std::sync::Arc<LogFile>> = std::sync::OnceLock::new();
 
@@ -166,9 +176,12 @@ pub fn init_logging(
         .log
         .clone()
         .or_else(|| detached.then(|| s.state_dir.join("daustd.log")));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false);
+
     match file {
         Some(path) => {
             let dir = path
@@ -189,7 +202,12 @@ pub fn init_logging(
             };
             let _ = LOG.set(log.clone());
             let (writer, guard) = tracing_appender::non_blocking(Writer(log));
-            let _ = builder.with_ansi(false).with_writer(writer).try_init();
+            let _ = builder
+                .with_ansi(false)
+                .with_writer(writer)
+                .finish()
+                .with(held_to_rate(level))
+                .try_init();
             Some(guard)
         }
         None => {
@@ -198,6 +216,8 @@ pub fn init_logging(
             let _ = builder
                 .with_ansi(ansi)
                 .with_writer(move || CleanStderr { colours: ansi })
+                .finish()
+                .with(held_to_rate(level))
                 .try_init();
             None
         }

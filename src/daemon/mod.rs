@@ -26,8 +26,10 @@ mod driver;
 pub mod hooks;
 mod input;
 pub mod logfile;
+mod lograte;
 pub mod metrics;
 mod net;
+mod outbox;
 pub mod secure;
 pub mod settings;
 pub mod state;
@@ -48,9 +50,11 @@ pub use input::Input;
 use settings::{normalise_args, println_or_closed, Args, Settings};
 use state::StateDir;
 
-/// Inputs waiting for the driver: enough for a burst of frames from
-/// hundreds of links without making readers wait.
-const INPUT_QUEUE: usize = 8192;
+/// Inputs waiting for the driver. Once it is full, every link's reader
+/// waits its turn (the queue serves waiting senders in order), so a peer
+/// sending as fast as it can is at most this many frames ahead of an
+/// honest heartbeat: a few milliseconds of work, not seconds.
+const INPUT_QUEUE: usize = 1024;
 
 /// The stop signal every task watches: raised once, when the daemon stops.
 #[derive(Clone)]

@@ -11,15 +11,12 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::metrics;
+use super::outbox::Outbox;
 use super::secure::{self, Keys, Opener, Sealer};
 use super::Input;
 use crate::engine::{LinkId, LinkInfo};
 use crate::wire::{self, peer::PeerMsg, FrameError};
 use std::sync::Arc;
-
-/// Frames queued for one link before the peer counts as stuck and is
-/// dropped: a second or more of any burst a healthy peer would drain.
-pub const LINK_QUEUE: usize = 4096;
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,19 +33,21 @@ const STIR_CHECK: Duration = Duration::from_millis(500);
 /// (set at start; see [`crate::sys::tcp_rto_max`]).
 pub static RTO_MAX_MS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1000);
 
-/// What the driver tells a link's writer.
-#[derive(Debug)]
-pub enum Outgoing {
-    /// Send this message.
-    Msg(PeerMsg),
-    /// Flush and close.
-    Close,
+/// What an accepted connection holds while it lives (see
+/// [`super::accept`]).
+pub struct Permits {
+    /// One of the peer connection slots, for as long as it reads (held,
+    /// never read).
+    #[allow(dead_code)]
+    pub slot: (tokio::sync::OwnedSemaphorePermit, super::accept::Counted),
+    /// One of the handshake slots, until its first frame arrives.
+    pub startup: Option<(tokio::sync::OwnedSemaphorePermit, super::accept::Counted)>,
 }
 
 /// The driver's handle on a running link.
 pub struct LinkHandle {
-    /// Queue to the writer.
-    pub tx: mpsc::Sender<Outgoing>,
+    /// What waits for the writer.
+    pub out: Arc<Outbox>,
     /// The reader: aborted when the engine closes the link; at shutdown
     /// left to read until the peer closes, so nothing we leave unread makes
     /// our close a reset that destroys what we just sent.
@@ -63,14 +62,15 @@ pub struct LinkHandle {
 /// logged ("cluster key mismatch") and dropped before the engine hears of
 /// it.
 ///
-/// `permit`, if any, is held as long as the link reads: it bounds the number
-/// of accepted connections.
+/// `permits`, for an accepted connection, bound how many there are: its
+/// slot is held as long as the link reads, its handshake slot until the
+/// first frame.
 pub async fn start_link(
     mut stream: TcpStream,
     link: LinkId,
     dialled: Option<String>,
     inputs: mpsc::Sender<Input>,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    permits: Option<Permits>,
     keys: Option<Arc<Keys>>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -115,10 +115,14 @@ pub async fn start_link(
         None => (None, None),
     };
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    let writer = tokio::spawn(write_loop(wr, rx, sealer));
-    let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permit, opener));
-    let handle = LinkHandle { tx, reader, writer };
+    let out = Outbox::new();
+    let writer = tokio::spawn(write_loop(wr, out.clone(), sealer));
+    let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permits, opener));
+    let handle = LinkHandle {
+        out,
+        reader,
+        writer,
+    };
     let info = LinkInfo { dialled, remote };
     if let Err(mpsc::error::SendError(Input::LinkUp { handle, .. })) =
         inputs.send(Input::LinkUp { link, info, handle }).await
@@ -132,7 +136,7 @@ async fn read_loop(
     mut rd: OwnedReadHalf,
     link: LinkId,
     inputs: mpsc::Sender<Input>,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    mut permits: Option<Permits>,
     mut opener: Option<Opener>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
@@ -151,6 +155,10 @@ async fn read_loop(
         match wire::decode::<PeerMsg>(&buf) {
             Ok(Some((msg, used))) => {
                 buf.drain(..used);
+                // The first frame is in: no longer a handshake.
+                if let Some(p) = permits.as_mut() {
+                    p.startup = None;
+                }
                 if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
                     buf.shrink_to(READ_CHUNK); // after a large frame
                 }
@@ -225,37 +233,30 @@ async fn read_loop(
     let _ = inputs.send(Input::LinkDown { link, reason }).await;
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    mut sealer: Option<Sealer>,
-) {
-    while let Some(out) = rx.recv().await {
-        match out {
-            Outgoing::Msg(msg) => {
-                let Ok(mut bytes) = wire::encode(&msg) else {
-                    tracing::error!("a message too large to send was dropped");
-                    metrics::add(&metrics::IO.dropped, 1);
-                    continue;
-                };
-                if let Some(s) = sealer.as_mut() {
-                    match s.seal(&bytes) {
-                        Ok(b) => bytes = b,
-                        Err(e) => {
-                            tracing::error!("cannot encrypt a frame: {e}");
-                            break;
-                        }
-                    }
-                }
-                if wr.write_all(&bytes).await.is_err() {
+async fn write_loop(mut wr: OwnedWriteHalf, out: Arc<Outbox>, mut sealer: Option<Sealer>) {
+    while let Some(msg) = out.next().await {
+        let Ok(mut bytes) = wire::encode(&msg) else {
+            tracing::error!("a message too large to send was dropped");
+            metrics::add(&metrics::IO.dropped, 1);
+            continue;
+        };
+        if let Some(s) = sealer.as_mut() {
+            match s.seal(&bytes) {
+                Ok(b) => bytes = b,
+                Err(e) => {
+                    tracing::error!("cannot encrypt a frame: {e}");
                     break;
                 }
-                metrics::add(&metrics::IO.frames_out, 1);
-                metrics::add(&metrics::IO.bytes_out, bytes.len() as u64);
             }
-            Outgoing::Close => break,
         }
+        if wr.write_all(&bytes).await.is_err() {
+            break;
+        }
+        metrics::add(&metrics::IO.frames_out, 1);
+        metrics::add(&metrics::IO.bytes_out, bytes.len() as u64);
     }
+    // Pushes after this go nowhere.
+    out.close();
     let _ = wr.shutdown().await;
 }
 

@@ -184,13 +184,17 @@ impl StateDir {
     /// Writes the snapshot atomically. Returns whether it is on disk; the
     /// caller retries a failed one later (the disk may get room again).
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> bool {
-        match serde_json::to_vec(snap) {
-            Ok(b) => self.write("snapshot.json", &b, true),
-            Err(e) => {
-                tracing::warn!("cannot encode the snapshot: {e}");
-                false
-            }
-        }
+        // Streamed to the file: a big table is not held twice, as
+        // structures and as one string of JSON.
+        self.write_with(
+            "snapshot.json",
+            &|f| {
+                let mut w = io::BufWriter::new(f);
+                serde_json::to_writer(&mut w, snap).map_err(io::Error::other)?;
+                w.flush()
+            },
+            true,
+        )
     }
 
     /// Writes `name` atomically (and `durable`: synced before and after
@@ -199,10 +203,15 @@ impl StateDir {
     /// line; what was on disk before stays intact either way. Without the
     /// lock nothing is written: another daemon may own the dir.
     fn write(&mut self, name: &str, data: &[u8], durable: bool) -> bool {
+        self.write_with(name, &|f| f.write_all(data), durable)
+    }
+
+    /// As [`StateDir::write`], the content written by `fill`.
+    fn write_with(&mut self, name: &str, fill: &Fill, durable: bool) -> bool {
         if self._lock.is_none() {
             return false;
         }
-        match replace(&self.path.join(name), data, durable) {
+        match replace(&self.path.join(name), fill, durable) {
             Ok(()) => {
                 if !self.writable {
                     tracing::info!(dir = %self.path.display(), "the state dir takes writes again: saving state");
@@ -230,7 +239,8 @@ impl StateDir {
 }
 
 fn probe_writable(dir: &Path) -> bool {
-    replace(&dir.join(".probe"), b"", false).is_ok() && fs::remove_file(dir.join(".probe")).is_ok()
+    replace(&dir.join(".probe"), &|_| Ok(()), false).is_ok()
+        && fs::remove_file(dir.join(".probe")).is_ok()
 }
 
 /// Temp file, rename; if `durable`, fsync before the rename and of the dir
@@ -248,16 +258,19 @@ fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn replace(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
+/// Writes a file's content.
+type Fill<'a> = dyn Fn(&mut File) -> io::Result<()> + 'a;
+
+fn replace(path: &Path, fill: &Fill, durable: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let r = write_then_rename(&tmp, path, data, durable);
+    let r = write_then_rename(&tmp, path, fill, durable);
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     r
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
+fn write_then_rename(tmp: &Path, path: &Path, fill: &Fill, durable: bool) -> io::Result<()> {
     {
         // A new file, never one that is there (a planted symlink): rename
         // replaces the name itself, it does not follow it.
@@ -269,7 +282,7 @@ fn write_then_rename(tmp: &Path, path: &Path, data: &[u8], durable: bool) -> io:
             .custom_flags(libc::O_NOFOLLOW)
             .open(tmp)?;
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(data)?;
+        fill(&mut f)?;
         if durable {
             f.sync_all()?;
         }

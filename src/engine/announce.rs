@@ -78,11 +78,75 @@ impl Engine {
         }
     }
 
-    /// An announcement arrived on `link`: stored if newer, and passed on.
+    /// An announcement arrived on `link`: stored if newer, and passed on;
+    /// held back if its node announces faster than [`limits::NODE_NA_RATE`].
     pub(super) fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
+        let newer = self.table.version(&na.id).is_none_or(|v| na.version > v);
+        if newer && na.id != self.me && !self.paced(link, &na) {
+            return;
+        }
         if self.accept_na(link, &na) {
             self.flood(Some(link), PeerMsg::Na(na), false);
         }
+    }
+
+    /// Counts a new node against what its link may bring (see
+    /// [`limits::NEW_NODE_RATE`]); a link past it is shed.
+    fn within_link_budget(&mut self, link: LinkId, new: bool) -> bool {
+        let ms = self.now.ms();
+        let Some(l) = self.links.get_mut(&link) else {
+            return true;
+        };
+        if !new || l.new_nodes.take(limits::NEW_NODE_RATE, ms, 1) {
+            return true;
+        }
+        let why = format!(
+            "it brought in over {} new nodes a second (after a burst of {})",
+            limits::NEW_NODE_RATE.per_s,
+            limits::NEW_NODE_RATE.burst
+        );
+        self.shed(link, &why);
+        false
+    }
+
+    /// Closes a link that brings more than any honest one does.
+    pub(super) fn shed(&mut self, link: LinkId, why: &str) {
+        let reason = format!("shedding the link: {why}");
+        tracing::warn!(peer = %self.describe(link), "{reason}");
+        self.close(link, &reason);
+    }
+
+    /// Whether the table has room for `na`: within [`limits::MAX_NODES`]
+    /// and [`limits::MAX_TABLE_BYTES`], with a reserve for this node's own
+    /// neighbours, so a full table still takes a node the operator joins
+    /// or that dials in.
+    fn room_for(&self, na: &Announcement, new: bool) -> bool {
+        let neighbour = self
+            .links
+            .values()
+            .any(|l| l.active && l.peer == Some(na.id));
+        let bytes = limits::na_bytes(na);
+        let held = self
+            .table
+            .get(&na.id)
+            .map_or(0, |e| limits::na_bytes(&e.na));
+        let grows_past = self.table.bytes() + bytes > limits::MAX_TABLE_BYTES + held;
+        let full = new && self.table.len() >= limits::MAX_NODES;
+        if neighbour {
+            return !(new && self.table.len() >= limits::MAX_NODES + limits::NEIGHBOR_RESERVE);
+        }
+        if full || (grows_past && bytes > held) {
+            tracing::warn!(
+                node = %na.id.short(),
+                "not taking in a node: the table holds {} nodes in {} MiB (limits {} and {} MiB, but for this node's neighbours)",
+                self.table.len(),
+                self.table.bytes() >> 20,
+                limits::MAX_NODES,
+                limits::MAX_TABLE_BYTES >> 20
+            );
+            return false;
+        }
+        true
     }
 
     /// Stores an announcement that came on `link` if it is newer than the
@@ -114,8 +178,10 @@ impl Engine {
             return false;
         }
         let new = !self.table.contains_key(&na.id);
-        if new && self.table.len() >= limits::MAX_NODES {
-            tracing::warn!(peer = %self.describe(link), "dropping a new node: the table holds {} nodes (limit)", limits::MAX_NODES);
+        if !self.within_link_budget(link, new) {
+            return false;
+        }
+        if !self.room_for(na, new) {
             return false;
         }
         let old = self.table.get(&na.id).map(|e| Arc::clone(&e.na));

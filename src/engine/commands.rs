@@ -485,8 +485,10 @@ impl Engine {
     /// Whether an answer for us came from the direction its node lies in:
     /// the path it names starts here and ends at the answering node, and
     /// it arrived from our next hop towards that node, or back along its
-    /// path over edges both their ends announce. A neighbour cannot answer
-    /// for a node that lies elsewhere.
+    /// path, each step of which the node farther out announces (or that
+    /// node has left: a stopping node announces no links). A neighbour
+    /// cannot answer for a node that lies elsewhere: that node does not
+    /// announce a link to it.
     fn came_its_way(&self, link: LinkId, r: &RoutedReply) -> bool {
         let Some(peer) = self.links.get(&link).and_then(|l| l.peer) else {
             return false;
@@ -500,10 +502,10 @@ impl Engine {
         if self.table.next_hop(&r.answer.id) == Some(peer) || peer == r.answer.id {
             return true;
         }
-        r.path[1].id == peer
-            && r.path[1..]
-                .windows(2)
-                .all(|w| self.table.edge(&w[0].id, &w[1].id))
+        let vouched = |near: &NodeId, far: &NodeId| {
+            self.table.get(far).is_some_and(|e| e.na.left) || self.table.lists(far, near)
+        };
+        r.path[1].id == peer && r.path[1..].windows(2).all(|w| vouched(&w[0].id, &w[1].id))
     }
 
     /// Sends an answer where it belongs; a long `list` in parts.

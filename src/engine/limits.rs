@@ -26,6 +26,52 @@ pub const MAX_NEIGHBORS: usize = 4096;
 /// Bytes of any other text field (kind, version, OS, an address).
 pub const MAX_TEXT: usize = 256;
 
+/// Bytes of the address a neighbour is seen at (an IPv6 address with a
+/// port is 47).
+pub const MAX_SEEN_AS: usize = 64;
+
+/// Bytes of a node's record (name, addresses, tags, texts), about: a
+/// hundred tags and addresses fit; a megabyte of them does not.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// Bytes all announcements in the table may take, about (see
+/// [`na_bytes`]): 65,536 honest nodes take about 30 MiB. Past it, new
+/// nodes are not taken in, but for this node's own neighbours.
+pub const MAX_TABLE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Nodes past [`MAX_NODES`] (or past [`MAX_TABLE_BYTES`]) the table still
+/// takes when they are this node's own neighbours: a node the operator
+/// joins by hand, or one that dials in, is never refused for a table full
+/// of others. One per peer connection.
+pub const NEIGHBOR_RESERVE: usize = 1024;
+
+/// Announcements one node may make, as this node takes them in: twenty at
+/// once, then two a second. An honest node announces when its links
+/// change (debounced), and every half hour; a node changing faster is
+/// seen at this pace, its newest announcement held back until it is due
+/// (see `engine::pace`), so no state is lost, only smoothed.
+pub const NODE_NA_RATE: Rate = Rate {
+    per_s: 2,
+    burst: 20,
+};
+
+/// Announcements past [`NODE_NA_RATE`] one link may bring: a relay passes
+/// on only what it took in at that pace, so an honest link brings next to
+/// none; a peer re-announcing nodes as fast as it can brings thousands,
+/// and is shed.
+pub const EXCESS_RATE: Rate = Rate {
+    per_s: 1000,
+    burst: 10_000,
+};
+
+/// Nodes never seen before one link may bring: a whole table at once
+/// (twice: a relay cannot pass on more new nodes than its own table
+/// holds), then five hundred a second. A link past it is shed.
+pub const NEW_NODE_RATE: Rate = Rate {
+    per_s: 500,
+    burst: 2 * MAX_NODES as u64,
+};
+
 /// How far ahead of this node's clock an incarnation may be, ms. An
 /// incarnation is its node's clock at start, and clocks are off, by hours
 /// or days (a VM resumed from suspend, a host without NTP): 30 days is
@@ -36,11 +82,6 @@ pub const MAX_FUTURE_MS: u64 = 30 * 24 * 3600 * 1000;
 /// Announcements one incarnation may make: 2^40, 35 years at a thousand a
 /// second. A higher `seq` can only be forged.
 pub const MAX_SEQ: u64 = 1 << 40;
-
-/// The longest heartbeat a peer may ask a link to use, ms: a link times out
-/// after three of the longer of both sides', so a peer asking for more
-/// would hold a connection slot for ever.
-pub const MAX_HEARTBEAT_MS: u64 = 60_000;
 
 /// How long a tombstone of a forgotten node lasts, ms: long enough for the
 /// forget to reach every node that was down or cut off, short enough that
@@ -57,11 +98,13 @@ pub const ANSWER_PART: usize = 256 * 1024;
 pub const MAX_ANSWER_BYTES: usize = 128 * 1024 * 1024;
 
 /// Commands a link may bring per second, and in a burst. Every `all`
-/// command of every node crosses every link once: a hundred a second is a
-/// busy network's monitoring many times over.
+/// command of every node crosses every link once, and a script pinging a
+/// node in a loop sends a few hundred a second: a thousand is that with
+/// room, and far below what costs a node its CPU. Past it they are
+/// dropped (the log says so), never run.
 pub const CMD_RATE: Rate = Rate {
-    per_s: 100,
-    burst: 500,
+    per_s: 1000,
+    burst: 5000,
 };
 
 /// Bytes of answers this node gives per second, and in a burst, to the
@@ -118,6 +161,18 @@ impl Bucket {
         }
     }
 
+    /// Whether it is full at `now_ms` (unused long enough to forget).
+    pub fn is_full(&self, rate: Rate, now_ms: u64) -> bool {
+        let gained = now_ms.saturating_sub(self.at_ms).saturating_mul(rate.per_s);
+        !self.used || self.milli.saturating_add(gained) >= rate.burst.saturating_mul(1000)
+    }
+
+    /// When it next holds a whole token, ms.
+    pub fn due(&self, rate: Rate) -> u64 {
+        let short = 1000u64.saturating_sub(self.milli);
+        self.at_ms + short.div_ceil(rate.per_s.max(1))
+    }
+
     /// How much was refused since the last call, and starts counting anew.
     pub fn refused(&mut self) -> u64 {
         std::mem::take(&mut self.refused)
@@ -154,6 +209,34 @@ pub fn next(v: Version) -> Version {
     }
 }
 
+/// Bytes of a node's record, about: its texts, addresses and tags.
+pub fn record_bytes(na: &Announcement) -> usize {
+    let r = &na.record;
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    r.name.len()
+        + opt(&r.internal_ip)
+        + opt(&r.public_ip)
+        + r.addrs.iter().map(|a| a.len() + 8).sum::<usize>()
+        + r.tags
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+        + r.kind.len()
+        + r.version.len()
+        + r.os.len()
+}
+
+/// Bytes an announcement takes in memory, about: its record and links,
+/// and the bookkeeping around them.
+pub fn na_bytes(na: &Announcement) -> usize {
+    let links: usize = na
+        .neighbors
+        .iter()
+        .map(|n| 48 + n.seen_as.as_ref().map_or(0, String::len))
+        .sum();
+    256 + record_bytes(na) + links
+}
+
 /// Checks an announcement against the bounds; says which one it breaks.
 pub fn check(na: &Announcement) -> Result<(), String> {
     let r = &na.record;
@@ -188,6 +271,23 @@ pub fn check(na: &Announcement) -> Result<(), String> {
         if t.len() > MAX_TEXT {
             return Err(format!("a field of {} bytes (limit {MAX_TEXT})", t.len()));
         }
+    }
+    if let Some(n) = na
+        .neighbors
+        .iter()
+        .filter_map(|n| n.seen_as.as_ref())
+        .find(|s| s.len() > MAX_SEEN_AS)
+    {
+        return Err(format!(
+            "a neighbour seen at an address of {} bytes (limit {MAX_SEEN_AS})",
+            n.len()
+        ));
+    }
+    let bytes = record_bytes(na);
+    if bytes > MAX_RECORD_BYTES {
+        return Err(format!(
+            "a record of {bytes} bytes (limit {MAX_RECORD_BYTES})"
+        ));
     }
     Ok(())
 }

@@ -43,7 +43,7 @@ pub struct Link {
     pub opened_ms: u64,
     /// Last frame received, ms.
     pub last_rx_ms: u64,
-    /// Heartbeat interval agreed on: the longer of both sides', ms.
+    /// Heartbeat interval silence is judged by: this node's own, ms.
     pub hb_ms: u64,
     /// Next ping due (dialling side only), ms.
     pub next_ping_ms: Option<u64>,
@@ -71,6 +71,11 @@ pub struct Link {
     pub cmds_warned_ms: u64,
     /// Bytes of answers given to its commands (see [`limits::ANSWER_RATE`]).
     pub answers: limits::Bucket,
+    /// Announcements it brought past their node's pace (see
+    /// [`limits::EXCESS_RATE`]).
+    pub excess: limits::Bucket,
+    /// New nodes it brought (see [`limits::NEW_NODE_RATE`]).
+    pub new_nodes: limits::Bucket,
 }
 
 /// A link silent for this many heartbeats is dead, unless its peer is
@@ -152,6 +157,8 @@ impl Engine {
                 cmds: limits::Bucket::default(),
                 cmds_warned_ms: 0,
                 answers: limits::Bucket::default(),
+                excess: limits::Bucket::default(),
+                new_nodes: limits::Bucket::default(),
             },
         );
         let hello = Hello {
@@ -288,12 +295,11 @@ impl Engine {
         l.peer = Some(h.id);
         l.peer_name = h.na.record.name.clone();
         l.seen_as = Some(h.seen_as);
-        // A peer may slow the link down, not without bound: it would hold
-        // the connection for ever.
-        l.hb_ms = self
-            .cfg
-            .heartbeat_ms()
-            .max(h.hb_ms.min(limits::MAX_HEARTBEAT_MS));
+        // Silence is judged by our own clock, whatever the peer's: one
+        // asking for an endless heartbeat would hold the connection for
+        // ever. A peer with a longer heartbeat than ours is kept alive by
+        // our probes (see `Link::probe_due`), which it answers at once.
+        l.hb_ms = self.cfg.heartbeat_ms();
         let dialled = l.dialled.clone();
         // Two links to one node: keep the one dialled by the lower id, or
         // the older one if the same side dialled both.

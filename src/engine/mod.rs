@@ -22,6 +22,7 @@ pub mod idmap;
 pub mod limits;
 mod links;
 mod news;
+mod pace;
 pub mod rng;
 mod run;
 mod snapshot;
@@ -148,6 +149,8 @@ pub struct Engine {
     floods: u64,
     /// What membership news was told.
     news: news::News,
+    /// Each node's announcements taken in at a pace.
+    pace: pace::Pace,
 }
 
 impl Engine {
@@ -232,6 +235,7 @@ impl Engine {
             now,
             floods: 0,
             news,
+            pace: pace::Pace::new(hash_key),
         };
         let na = e.own_na();
         e.table.offer(Arc::new(na), now.wall_ms);
@@ -321,8 +325,10 @@ impl Engine {
         }
         self.pending_timers(ms);
         self.news_grace(ms);
+        self.pace_timers(ms);
         if ms >= self.housekeep_at {
             self.housekeep_at = ms + 10_000;
+            self.pace_housekeeping(ms);
             self.forget_old();
             if self.forgotten.expire(now.wall_ms) > 0 {
                 self.schedule_persist();
@@ -346,6 +352,7 @@ impl Engine {
         consider(self.persist_at);
         consider(self.routes_at);
         consider(self.news.grace_until());
+        consider(self.pace.due());
         for l in self.links.values() {
             consider(Some(l.next_deadline(&self.cfg)));
         }

@@ -209,8 +209,8 @@ mod tests {
         // Bounded by the reader, before the rest arrives.
         let head = &bytes[..HEADER + MAX_FRAME + HEADER];
         assert_eq!(
-            decode_long::<PeerMsg>(head, 2 * MAX_FRAME),
-            Err(FrameError::TooLong(2 * MAX_FRAME))
+            decode_long::<PeerMsg>(head, MAX_FRAME + 1),
+            Err(FrameError::TooLong(MAX_FRAME + 1))
         );
         // A short one is an ordinary frame, and the peer codec refuses a
         // continued one.

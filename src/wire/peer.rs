@@ -99,8 +99,9 @@ pub struct Hello {
     pub minor: u16,
     /// The sender's id.
     pub id: NodeId,
-    /// The sender's heartbeat interval in ms: the link times out after three
-    /// of the longer of both sides' intervals.
+    /// The sender's heartbeat interval in ms, for its peer's log: each side
+    /// judges a link's silence by its own heartbeat, and probes a peer that
+    /// pings less often.
     pub hb_ms: u64,
     /// The sender's current announcement.
     pub na: Announcement,

@@ -2,6 +2,8 @@
 //! state dir, killed by process id when the test ends.
 #![allow(dead_code)]
 
+pub mod peer;
+
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};

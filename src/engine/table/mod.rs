@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::idmap::{fold, new_map, IdMap};
+use super::limits;
 use crate::wire::ctl::Status;
 use crate::wire::peer::{Announcement, NodeId, Version};
 
@@ -157,6 +158,8 @@ pub struct Table {
     all_stale: bool,
     /// Runs in `adj` no entry uses any more.
     garbage: usize,
+    /// Bytes the announcements hold, about (see [`limits::na_bytes`]).
+    bytes: usize,
 }
 
 /// One entry's share of [`Table::fingerprint`].
@@ -215,6 +218,12 @@ impl Table {
         self.alive
     }
 
+    /// Bytes the announcements held take, about: what the table's size in
+    /// memory follows (see [`limits::MAX_TABLE_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// How many nodes are known.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -264,6 +273,7 @@ impl Table {
         let last = (self.entries.len() - 1) as u32;
         let gone = self.entries.swap_remove(s as usize);
         self.sum = self.sum.wrapping_sub(mark(gone.na.id, gone.na.version));
+        self.bytes = self.bytes.saturating_sub(limits::na_bytes(&gone.na));
         self.all_stale = true;
         self.alive -= usize::from(gone.status == Status::Alive);
         if s != last {
@@ -302,6 +312,8 @@ impl Table {
         match slot.and_then(|s| Some((s, self.entries.get_mut(s as usize)?))) {
             Some((_, e)) if e.na.version >= na.version => false,
             Some((s, e)) => {
+                self.bytes =
+                    (self.bytes + limits::na_bytes(&na)).saturating_sub(limits::na_bytes(&e.na));
                 let old = mark(e.na.id, e.na.version);
                 self.sum = self
                     .sum
@@ -322,6 +334,7 @@ impl Table {
                     Status::Unreachable
                 };
                 self.sum = self.sum.wrapping_add(mark(na.id, na.version));
+                self.bytes += limits::na_bytes(&na);
                 self.slots.insert(na.id, self.entries.len() as u32);
                 self.entries.push(Entry {
                     na,
@@ -416,7 +429,7 @@ impl Table {
     /// one (a hub, or a peer announcing thousands of one-sided links) is
     /// searched by id in the announcement, which `offer` keeps sorted, so
     /// one edge check never costs the degree.
-    fn lists(&self, n: u32, x: u32) -> bool {
+    fn lists_slot(&self, n: u32, x: u32) -> bool {
         let run = self.adj_of(n);
         if run.len() <= 16 {
             return run.iter().any(|&(m, _)| m == x);
@@ -431,15 +444,11 @@ impl Table {
             .is_ok()
     }
 
-    /// Whether `a` and `b` both announce a link to each other: an edge of
-    /// the graph. Neighbours are kept sorted (see [`Table::offer`]), so it
-    /// costs two searches, not the degree.
-    pub fn edge(&self, a: &NodeId, b: &NodeId) -> bool {
-        let lists = |x: &NodeId, y: &NodeId| {
-            self.get(x)
-                .is_some_and(|e| e.na.neighbors.binary_search_by_key(y, |n| n.id).is_ok())
-        };
-        lists(a, b) && lists(b, a)
+    /// Whether `a` announces a link to `b`. Neighbours are kept sorted
+    /// (see [`Table::offer`]), so it costs a search, not the degree.
+    pub fn lists(&self, a: &NodeId, b: &NodeId) -> bool {
+        self.get(a)
+            .is_some_and(|e| e.na.neighbors.binary_search_by_key(b, |n| n.id).is_ok())
     }
 
     /// Recomputes reachability by breadth-first search from `me` over edges
@@ -506,7 +515,7 @@ impl Table {
                 if n == NONE || found[n as usize].hops != NONE {
                     continue;
                 }
-                if self.lists(n, x) {
+                if self.lists_slot(n, x) {
                     found[n as usize] = Found {
                         hops: fx.hops + 1,
                         parent: x,
