@@ -33,6 +33,22 @@ const STIR_CHECK: Duration = Duration::from_millis(500);
 /// (set at start; see [`crate::sys::tcp_rto_max`]).
 pub static RTO_MAX_MS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1000);
 
+/// The driver's side of a link's [`Outbox`]: closes it when dropped.
+pub struct Closing(pub Arc<Outbox>);
+
+impl std::ops::Deref for Closing {
+    type Target = Outbox;
+    fn deref(&self) -> &Outbox {
+        &self.0
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// What an accepted connection holds while it lives (see
 /// [`super::accept`]).
 pub struct Permits {
@@ -46,8 +62,10 @@ pub struct Permits {
 
 /// The driver's handle on a running link.
 pub struct LinkHandle {
-    /// What waits for the writer.
-    pub out: Arc<Outbox>,
+    /// What waits for the writer; closed when the handle goes (the link
+    /// closed, went down, or the daemon stops), so the writer sends what is
+    /// queued, then ends, and the socket closes.
+    pub out: Closing,
     /// The reader: aborted when the engine closes the link; at shutdown
     /// left to read until the peer closes, so nothing we leave unread makes
     /// our close a reset that destroys what we just sent.
@@ -119,7 +137,7 @@ pub async fn start_link(
     let writer = tokio::spawn(write_loop(wr, out.clone(), sealer));
     let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permits, opener));
     let handle = LinkHandle {
-        out,
+        out: Closing(out),
         reader,
         writer,
     };

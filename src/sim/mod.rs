@@ -22,6 +22,7 @@ use crate::wire::peer::{NodeId, NodeRecord, PeerMsg};
 mod faults;
 mod net;
 
+pub use faults::Tap;
 use net::msg_type;
 pub use net::{Counters, NetConfig};
 
@@ -99,6 +100,8 @@ pub struct Sim {
     stalled: HashMap<(usize, usize), u64>,
     replies: HashMap<(usize, u64), Vec<Reply>>,
     next_token: u64,
+    /// Hostile nodes' answers to what they receive (see [`Sim::tap`]).
+    taps: HashMap<usize, faults::Tap>,
     /// Traffic so far.
     pub counters: Counters,
 }
@@ -121,6 +124,7 @@ impl Sim {
             stalled: HashMap::new(),
             replies: HashMap::new(),
             next_token: 1,
+            taps: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -137,6 +141,11 @@ impl Sim {
             mono_us: self.now_us,
             wall_ms: wall.saturating_add_signed(self.nodes[i].skew_ms),
         }
+    }
+
+    /// Node `i`'s wall clock, ms since the epoch.
+    pub fn wall_ms(&self, i: usize) -> u64 {
+        self.now(i).wall_ms
     }
 
     /// The address of node `i`.
@@ -339,7 +348,12 @@ impl Sim {
             }
             Scheduled::Deliver { link, msg, .. } => {
                 if end_in(&self.ends, node, link).is_some_and(|x| x.open) {
-                    e.frame(now, link, msg);
+                    if self.taps.contains_key(&node) {
+                        self.tapped(node, link, &msg);
+                    }
+                    if let Some(e) = self.nodes[node].engine.as_mut() {
+                        e.frame(now, link, msg);
+                    }
                 }
             }
             Scheduled::LinkUp { link, info, .. } => e.link_up(now, link, info),
