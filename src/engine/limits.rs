@@ -161,18 +161,6 @@ impl Bucket {
         }
     }
 
-    /// Whether it is full at `now_ms` (unused long enough to forget).
-    pub fn is_full(&self, rate: Rate, now_ms: u64) -> bool {
-        let gained = now_ms.saturating_sub(self.at_ms).saturating_mul(rate.per_s);
-        !self.used || self.milli.saturating_add(gained) >= rate.burst.saturating_mul(1000)
-    }
-
-    /// When it next holds a whole token, ms.
-    pub fn due(&self, rate: Rate) -> u64 {
-        let short = 1000u64.saturating_sub(self.milli);
-        self.at_ms + short.div_ceil(rate.per_s.max(1))
-    }
-
     /// How much was refused since the last call, and starts counting anew.
     pub fn refused(&mut self) -> u64 {
         std::mem::take(&mut self.refused)

@@ -328,7 +328,6 @@ impl Engine {
         self.pace_timers(ms);
         if ms >= self.housekeep_at {
             self.housekeep_at = ms + 10_000;
-            self.pace_housekeeping(ms);
             self.forget_old();
             if self.forgotten.expire(now.wall_ms) > 0 {
                 self.schedule_persist();

@@ -12,18 +12,72 @@
 use std::sync::Arc;
 
 use super::idmap::{new_map, IdMap};
-use super::limits::{self, Bucket};
+use super::limits;
 use super::{Engine, LinkId};
 use crate::wire::peer::{Announcement, PeerMsg};
+
+/// One node's pace: a token bucket of [`limits::NODE_NA_RATE`], in 16
+/// bytes (one per node that announced in the last second or so).
+#[derive(Copy, Clone, Debug)]
+struct Beat {
+    /// When it was last filled, ms.
+    at_ms: u64,
+    /// Tokens, in thousandths.
+    milli: u32,
+}
+
+impl Default for Beat {
+    fn default() -> Beat {
+        Beat {
+            at_ms: 0,
+            milli: CAP,
+        }
+    }
+}
+
+/// A full bucket, in thousandths.
+const CAP: u32 = limits::NODE_NA_RATE.burst as u32 * 1000;
+
+impl Beat {
+    fn level(&self, ms: u64) -> u32 {
+        let gained = ms
+            .saturating_sub(self.at_ms)
+            .saturating_mul(limits::NODE_NA_RATE.per_s);
+        u64::from(self.milli)
+            .saturating_add(gained)
+            .min(u64::from(CAP)) as u32
+    }
+
+    /// Takes a token at `ms` if there is one.
+    fn take(&mut self, ms: u64) -> bool {
+        let level = self.level(ms);
+        self.at_ms = self.at_ms.max(ms);
+        if level >= 1000 {
+            self.milli = level - 1000;
+            true
+        } else {
+            self.milli = level;
+            false
+        }
+    }
+
+    /// When it next holds a token, ms.
+    fn due(&self) -> u64 {
+        let short = 1000u64.saturating_sub(u64::from(self.milli));
+        self.at_ms + short.div_ceil(limits::NODE_NA_RATE.per_s.max(1))
+    }
+}
 
 /// The pace of every node that announced lately, and what is held back.
 pub struct Pace {
     /// Nodes that announced lately, with their buckets; a full bucket is
-    /// dropped at housekeeping.
-    buckets: IdMap<Bucket>,
+    /// dropped (see `pace_sweep`).
+    buckets: IdMap<Beat>,
     /// The newest held-back announcement of each node past its pace, and
     /// the link it came on.
     held: IdMap<(Arc<Announcement>, LinkId)>,
+    /// When full buckets were last dropped, ms.
+    swept_ms: u64,
 }
 
 impl Pace {
@@ -32,6 +86,7 @@ impl Pace {
         Pace {
             buckets: new_map(hash_key),
             held: new_map(hash_key),
+            swept_ms: 0,
         }
     }
 
@@ -40,7 +95,7 @@ impl Pace {
         self.held
             .keys()
             .filter_map(|id| self.buckets.get(id))
-            .map(|b| b.due(limits::NODE_NA_RATE))
+            .map(Beat::due)
             .min()
     }
 }
@@ -52,7 +107,7 @@ impl Engine {
     pub(super) fn paced(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
         let ms = self.now.ms();
         let bucket = self.pace.buckets.entry(na.id).or_default();
-        if bucket.take(limits::NODE_NA_RATE, ms, 1) {
+        if bucket.take(ms) {
             return true;
         }
         let newest = self
@@ -80,6 +135,10 @@ impl Engine {
     /// Takes in the held-back announcements that are due, and passes them
     /// on (to every link but the one they came on, if it is still up).
     pub(super) fn pace_timers(&mut self, ms: u64) {
+        if ms >= self.pace.swept_ms + 1000 {
+            self.pace.swept_ms = ms;
+            self.pace_sweep(ms);
+        }
         if self.pace.held.is_empty() {
             return;
         }
@@ -87,12 +146,7 @@ impl Engine {
             .pace
             .held
             .keys()
-            .filter(|id| {
-                self.pace
-                    .buckets
-                    .get(id)
-                    .is_none_or(|b| b.due(limits::NODE_NA_RATE) <= ms)
-            })
+            .filter(|id| self.pace.buckets.get(id).is_none_or(|b| b.due() <= ms))
             .copied()
             .collect();
         for id in due {
@@ -100,7 +154,7 @@ impl Engine {
                 continue;
             };
             let bucket = self.pace.buckets.entry(id).or_default();
-            if !bucket.take(limits::NODE_NA_RATE, ms, 1) {
+            if !bucket.take(ms) {
                 self.pace.held.insert(id, (na, link));
                 continue;
             }
@@ -111,11 +165,13 @@ impl Engine {
         }
     }
 
-    /// Forgets the pace of nodes quiet long enough to be at full burst.
-    pub(super) fn pace_housekeeping(&mut self, ms: u64) {
+    /// Forgets the pace of nodes quiet long enough to be at full burst
+    /// (once a second: most nodes announce once in a while, and are back
+    /// at full burst within a second, so the map holds only the busy).
+    fn pace_sweep(&mut self, ms: u64) {
         let held = &self.pace.held;
         self.pace
             .buckets
-            .retain(|id, b| held.contains_key(id) || !b.is_full(limits::NODE_NA_RATE, ms));
+            .retain(|id, b| held.contains_key(id) || b.level(ms) < CAP);
     }
 }
