@@ -159,10 +159,14 @@ fn a_flood_of_fake_nodes_is_shed_and_bounded() {
     // The honest link stayed up all along, both ways.
     assert_eq!(links_lost(&a, "v"), 0, "{}", a.log());
     assert_eq!(links_lost(&v, "a"), 0, "{}", v.log());
-    // A node that dials in by hand gets in, the table full or not.
+    // A node that dials in by hand gets in, the table full or not; and so
+    // does one further away (the full table drops unreachable nodes to
+    // make room).
     let c = Daemon::start("c", "127.0.32.3", &["-k", "127.0.32.1"]);
     v.wait_sees("c", "alive");
-    drop(c);
+    let d = Daemon::start("d", "127.0.32.4", &["-k", "127.0.32.2"]);
+    v.wait_sees("d", "alive");
+    drop((c, d));
 }
 
 /// An announcement of node `id` with 60 tags of `len` bytes each.

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{limits, Action, Engine, LinkId};
-use crate::wire::peer::{Announcement, Neighbor, PeerMsg};
+use crate::wire::ctl::Status;
+use crate::wire::peer::{Announcement, Neighbor, NodeId, PeerMsg};
 
 impl Engine {
     /// Our own announcement as it stands.
@@ -119,32 +120,79 @@ impl Engine {
     /// Whether the table has room for `na`: within [`limits::MAX_NODES`]
     /// and [`limits::MAX_TABLE_BYTES`], with a reserve for this node's own
     /// neighbours, so a full table still takes a node the operator joins
-    /// or that dials in.
-    fn room_for(&self, na: &Announcement, new: bool) -> bool {
+    /// or that dials in. A full table makes room for others by dropping
+    /// unreachable nodes (see [`Engine::make_room`]).
+    fn room_for(&mut self, na: &Announcement, new: bool) -> bool {
         let neighbour = self
             .links
             .values()
             .any(|l| l.active && l.peer == Some(na.id));
+        if neighbour {
+            return !(new && self.table.len() >= limits::MAX_NODES + limits::NEIGHBOR_RESERVE);
+        }
         let bytes = limits::na_bytes(na);
         let held = self
             .table
             .get(&na.id)
             .map_or(0, |e| limits::na_bytes(&e.na));
-        let grows_past = self.table.bytes() + bytes > limits::MAX_TABLE_BYTES + held;
-        let full = new && self.table.len() >= limits::MAX_NODES;
-        if neighbour {
-            return !(new && self.table.len() >= limits::MAX_NODES + limits::NEIGHBOR_RESERVE);
+        let short = |t: &super::table::Table| {
+            let grows_past = t.bytes() + bytes > limits::MAX_TABLE_BYTES + held && bytes > held;
+            grows_past || (new && t.len() >= limits::MAX_NODES)
+        };
+        for _ in 0..4 {
+            if !short(&self.table) {
+                return true;
+            }
+            if !self.make_room() {
+                break;
+            }
         }
-        if full || (grows_past && bytes > held) {
-            tracing::warn!(
-                node = %na.id.short(),
-                "not taking in a node: the table holds {} nodes in {} MiB (limits {} and {} MiB, but for this node's neighbours)",
-                self.table.len(),
-                self.table.bytes() >> 20,
-                limits::MAX_NODES,
-                limits::MAX_TABLE_BYTES >> 20
-            );
+        if !short(&self.table) {
+            return true;
+        }
+        tracing::warn!(
+            node = %na.id.short(),
+            "not taking in a node: the table holds {} nodes in {} MiB (limits {} and {} MiB, but for this node's neighbours), none of them unreachable to make room",
+            self.table.len(),
+            self.table.bytes() >> 20,
+            limits::MAX_NODES,
+            limits::MAX_TABLE_BYTES >> 20
+        );
+        false
+    }
+
+    /// Makes room in a full table by dropping one unreachable (or
+    /// departed) node: of a few sampled at random, the one seen longest
+    /// ago, as an approximated LRU does. Dropped, not forgotten: it comes
+    /// back if it is announced again. At most [`limits::EVICT_RATE`], so a
+    /// flood of new nodes cannot churn the table. Returns whether it did.
+    fn make_room(&mut self) -> bool {
+        let n = self.table.len() as u64;
+        if n == 0 || !self.evictions.take(limits::EVICT_RATE, self.now.ms(), 1) {
             return false;
+        }
+        let mut oldest: Option<(u64, NodeId)> = None;
+        for _ in 0..32 {
+            let slot = self.rng.below(n) as usize;
+            let Some(e) = self.table.at(slot) else {
+                continue;
+            };
+            if e.status == Status::Alive || e.na.id == self.me {
+                continue;
+            }
+            if oldest.is_none_or(|(t, _)| e.last_seen_ms < t) {
+                oldest = Some((e.last_seen_ms, e.na.id));
+            }
+        }
+        let Some((_, id)) = oldest else {
+            return false;
+        };
+        self.news_removed(id);
+        if let Some(e) = self.table.remove(&id) {
+            tracing::info!(node = %e.na.record.name, id = %id.short(), "dropped to make room in a full table: unreachable, the longest unseen of those sampled");
+            self.actions.push(Action::NodeRemoved(id));
+            self.dirty_routes();
+            self.schedule_persist();
         }
         true
     }

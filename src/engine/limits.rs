@@ -45,6 +45,13 @@ pub const MAX_TABLE_BYTES: usize = 64 * 1024 * 1024;
 /// of others. One per peer connection.
 pub const NEIGHBOR_RESERVE: usize = 1024;
 
+/// Unreachable nodes a full table may drop a second to make room for new
+/// ones, and at once.
+pub const EVICT_RATE: Rate = Rate {
+    per_s: 100,
+    burst: 1000,
+};
+
 /// Announcements one node may make, as this node takes them in: twenty at
 /// once, then two a second. An honest node announces when its links
 /// change (debounced), and every half hour; a node changing faster is

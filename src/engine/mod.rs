@@ -151,6 +151,9 @@ pub struct Engine {
     news: news::News,
     /// Each node's announcements taken in at a pace.
     pace: pace::Pace,
+    /// Nodes dropped to make room in a full table (see
+    /// [`limits::EVICT_RATE`]).
+    evictions: limits::Bucket,
 }
 
 impl Engine {
@@ -236,6 +239,7 @@ impl Engine {
             floods: 0,
             news,
             pace: pace::Pace::new(hash_key),
+            evictions: limits::Bucket::default(),
         };
         let na = e.own_na();
         e.table.offer(Arc::new(na), now.wall_ms);

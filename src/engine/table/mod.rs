@@ -234,6 +234,12 @@ impl Table {
         self.entries.is_empty()
     }
 
+    /// The entry in slot `slot` (slots run from 0 to [`Table::len`]), for
+    /// sampling at random.
+    pub fn at(&self, slot: usize) -> Option<&Entry> {
+        self.entries.get(slot)
+    }
+
     /// Every entry, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
