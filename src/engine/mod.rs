@@ -18,6 +18,7 @@ mod commands;
 pub mod config;
 mod dials;
 mod forget;
+mod gather;
 pub mod idmap;
 pub mod limits;
 mod links;
@@ -118,7 +119,7 @@ pub struct Engine {
     table: Table,
     links: BTreeMap<LinkId, links::Link>,
     dials: BTreeMap<String, dials::Dial>,
-    pending: HashMap<u64, commands::Pending>,
+    pending: HashMap<u64, gather::Pending>,
     parked: Vec<commands::Parked>,
     /// The id of our next command. Peers remember `(origin, id)` of the
     /// flooded commands they have seen, across our restarts: counting from
