@@ -332,3 +332,46 @@ fn bad_control_requests_get_an_error_not_a_crash() {
     }
     assert!(a.ok(&["list"]).starts_with("c1: "));
 }
+
+/// A host daemon with deadend leaves killed and down for 20 s, then
+/// restarted: the leaves, whose redials had backed off to 16 s, stayed
+/// away for the rest of the backoff. A refused connection (the machine up,
+/// its daemon away) is tried again every second: they are back at once.
+#[test]
+fn leaves_come_back_at_once_when_their_host_daemon_restarts() {
+    let _l = AddrLock::take(&["127.0.37.1", "127.0.37.2", "127.0.37.3", "127.0.37.4"]);
+    let mut host = Daemon::start("host", "127.0.37.1", &[]);
+    let leaves: Vec<Daemon> = (2..=4)
+        .map(|i| {
+            Daemon::start(
+                &format!("leaf{i}"),
+                &format!("127.0.37.{i}"),
+                &["-k", "127.0.37.1", "-e"],
+            )
+        })
+        .collect();
+    for l in &leaves {
+        host.wait_sees(&l.name, "alive");
+    }
+    host.kill();
+    // The downtime itself: long enough for the leaves' redials to back
+    // off past ten seconds.
+    std::thread::sleep(Duration::from_secs(20));
+    host.spawn();
+    let started = Instant::now();
+    let back = wait_for(Duration::from_secs(6), || {
+        let s = host.statuses();
+        leaves
+            .iter()
+            .all(|l| s.get(&l.name).map(String::as_str) == Some("alive"))
+    });
+    assert!(
+        back,
+        "leaves not back 6 s after the restart: {:?}",
+        host.statuses()
+    );
+    eprintln!(
+        "leaves back {} ms after the host restarted",
+        started.elapsed().as_millis()
+    );
+}

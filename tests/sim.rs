@@ -704,3 +704,66 @@ fn a_contested_forget_crosses_a_mesh_once_not_forever() {
         assert_eq!(sim.status(i, x), None, "node {i} kept x");
     }
 }
+
+/// A host daemon with five deadend leaves killed, down for 40 s,
+/// restarted: the leaves came back 29.7 s after the restart (their
+/// redials had backed off to half a minute). A refused connection means
+/// the machine is up and its daemon away: tried again every second.
+#[test]
+fn leaves_are_back_within_two_seconds_of_their_parents_restart() {
+    let mut sim = Sim::new(31, NetConfig::default());
+    let dead = Config {
+        deadend: true,
+        ..Config::default()
+    };
+    let host = sim.add_node(Config::default(), &[]);
+    let leaves: Vec<usize> = (0..5)
+        .map(|_| sim.add_node(dead.clone(), &[host]))
+        .collect();
+    converge(&mut sim);
+    sim.crash(host);
+    sim.run_for(40 * SEC);
+    sim.start(host);
+    let back = sim.run_until_true(10 * SEC, |s| {
+        leaves
+            .iter()
+            .all(|l| s.status(host, *l) == Some(Status::Alive))
+    });
+    assert!(
+        back.is_some_and(|t| t <= 2 * SEC),
+        "leaves back after {back:?} us"
+    );
+}
+
+/// a - b, a - c, b - c; c dials b. When b comes back after a while away,
+/// a's link reaches it first; c, backing off from b's address, hears that
+/// b is alive again and redials at once rather than when its backoff runs
+/// out.
+#[test]
+fn a_node_heard_alive_again_is_redialled_at_once() {
+    let mut sim = Sim::new(32, NetConfig::default());
+    let a = sim.add_node(Config::default(), &[]);
+    let b = sim.add_node(Config::default(), &[a]);
+    let c = sim.add_node(Config::default(), &[a, b]);
+    converge(&mut sim);
+    // Cut b off from everyone for 40 s: c's redials of b back off (no
+    // answer), and so do b's of a.
+    sim.partition(&[b], &[a, c]);
+    sim.run_for(40 * SEC);
+    sim.heal();
+    // b reaches a by its own redial (when its backoff lets it); from then
+    // on c must link to b again within a second, not at its own backoff.
+    sim.run_until_true(60 * SEC, |s| s.status(a, b) == Some(Status::Alive))
+        .expect("b back at a");
+    let linked = sim.run_until_true(10 * SEC, |s| {
+        s.engine(c).is_some_and(|e| {
+            e.table()
+                .get(&s.id(c))
+                .is_some_and(|me| me.na.neighbors.iter().any(|n| n.id == s.id(b)))
+        })
+    });
+    assert!(
+        linked.is_some_and(|t| t <= SEC),
+        "c linked to b again after {linked:?} us"
+    );
+}

@@ -244,7 +244,9 @@ impl Driver {
                 self.links.remove(&link);
                 self.engine.link_down(now, link, &reason);
             }
-            Input::DialFailed { addr, err } => self.engine.dial_failed(now, &addr, &err),
+            Input::DialFailed { addr, err, kind } => {
+                self.engine.dial_failed(now, &addr, &err, kind)
+            }
             Input::Ctl { token, req, tx } => match req {
                 Request::Run(run) => {
                     self.clients.insert(token, tx);

@@ -4,6 +4,7 @@
 use tokio::sync::mpsc;
 
 use super::net::LinkHandle;
+use crate::engine::DialFailure;
 use crate::engine::{LinkId, LinkInfo, Token};
 use crate::wire::ctl::{Reply, Request};
 use crate::wire::peer::PeerMsg;
@@ -60,6 +61,8 @@ pub enum Input {
         addr: String,
         /// Why, for the log and for a waiting `remote ADDR`.
         err: String,
+        /// Refused (the machine is up, its daemon away), or anything else.
+        kind: DialFailure,
     },
     /// A client's request on the control socket.
     Ctl {

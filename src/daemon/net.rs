@@ -14,7 +14,7 @@ use super::metrics;
 use super::outbox::Outbox;
 use super::secure::{self, Keys, Opener, Sealer};
 use super::Input;
-use crate::engine::{LinkId, LinkInfo};
+use crate::engine::{DialFailure, LinkId, LinkInfo};
 use crate::wire::{self, peer::PeerMsg, FrameError};
 use std::sync::Arc;
 
@@ -113,7 +113,8 @@ pub async fn start_link(
                 Ok(Err(e)) => {
                     tracing::warn!(peer = %remote, "refusing link: {e}");
                     if let Some(addr) = dialled {
-                        let _ = inputs.send(Input::DialFailed { addr, err: e }).await;
+                        let kind = DialFailure::Other;
+                        let _ = inputs.send(Input::DialFailed { addr, err: e, kind }).await;
                     }
                     return;
                 }
@@ -121,7 +122,8 @@ pub async fn start_link(
                     tracing::warn!(peer = %remote, "refusing link: handshake timeout");
                     if let Some(addr) = dialled {
                         let err = "handshake timeout".to_string();
-                        let _ = inputs.send(Input::DialFailed { addr, err }).await;
+                        let kind = DialFailure::Other;
+                        let _ = inputs.send(Input::DialFailed { addr, err, kind }).await;
                     }
                     return;
                 }
@@ -296,26 +298,34 @@ pub async fn dial(
             tracing::debug!(%addr, "connected");
             start_link(stream, link, Some(addr), inputs, None, keys).await
         }
-        Err(err) => {
+        Err((err, kind)) => {
             tracing::debug!(%addr, "dial failed: {err}");
-            let _ = inputs.send(Input::DialFailed { addr, err }).await;
+            let _ = inputs.send(Input::DialFailed { addr, err, kind }).await;
         }
     }
 }
 
-async fn connect(addr: &str, local: Option<std::net::IpAddr>) -> Result<TcpStream, String> {
+/// Connects to `addr`, trying each of its addresses; says why not, and
+/// whether every answer was a refusal (the machine up, nothing listening).
+async fn connect(
+    addr: &str,
+    local: Option<std::net::IpAddr>,
+) -> Result<TcpStream, (String, DialFailure)> {
+    let other = |e: String| (e, DialFailure::Other);
     let (host, port) = crate::engine::table::split_addr(addr);
     let port = port.unwrap_or(crate::DEFAULT_PORT);
     let targets: Vec<SocketAddr> = if host == "gateway" {
-        let gw = crate::sys::gateway().ok_or("no default gateway in /proc/net/route")?;
+        let gw = crate::sys::gateway()
+            .ok_or_else(|| other("no default gateway in /proc/net/route".into()))?;
         vec![SocketAddr::from((gw, port))]
     } else {
         tokio::net::lookup_host((host, port))
             .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map_err(|e| other(format!("cannot resolve {host}: {e}")))?
             .collect()
     };
     let mut last = format!("no address for {host}");
+    let mut refused = false;
     for t in targets {
         let attempt = async {
             let sock = if t.is_ipv4() {
@@ -330,9 +340,20 @@ async fn connect(addr: &str, local: Option<std::net::IpAddr>) -> Result<TcpStrea
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
+            Ok(Err(e)) => {
+                refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                last = e.to_string();
+            }
+            Err(_) => {
+                refused = false;
+                last = format!("no answer in {} s", CONNECT_TIMEOUT.as_secs());
+            }
         }
     }
-    Err(last)
+    let kind = if refused {
+        DialFailure::Refused
+    } else {
+        DialFailure::Other
+    };
+    Err((last, kind))
 }

@@ -1,6 +1,8 @@
 //! Dials: the addresses this node keeps dialling (`-k`, `join`, the
 //! snapshot's peers, `remote ADDR`), when to dial them next (backoff with
-//! jitter, 1 s doubling to 30 s), and what a failed attempt means.
+//! jitter, 1 s doubling to 30 s; about a second while the machine refuses,
+//! its daemon away; at once when the node behind it is heard of alive
+//! again), and what a failed attempt means.
 
 use super::{Action, Engine, LinkId, Now};
 use crate::wire::peer::NodeId;
@@ -43,6 +45,18 @@ impl Dial {
     }
 }
 
+/// Why a dial failed, as far as it matters for when to try again.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DialFailure {
+    /// The machine answered and refused the connection: it is up, only its
+    /// daemon is away (restarting, upgrading). Tried again soon, without
+    /// backing off, so links come back within a second of its return.
+    Refused,
+    /// No answer, an unreachable network, a name that does not resolve, a
+    /// failed handshake: backed off, doubling.
+    Other,
+}
+
 /// Normalises a dial address: a bare host gets the default port.
 pub fn dial_addr(addr: &str) -> String {
     let (host, port) = super::table::split_addr(addr);
@@ -54,8 +68,9 @@ pub fn dial_addr(addr: &str) -> String {
 }
 
 impl Engine {
-    /// A connection attempt to `addr` failed.
-    pub fn dial_failed(&mut self, now: Now, addr: &str, err: &str) {
+    /// A connection attempt to `addr` failed, for `err` (for the log and a
+    /// waiting `remote ADDR`), of kind `kind`.
+    pub fn dial_failed(&mut self, now: Now, addr: &str, err: &str, kind: DialFailure) {
         self.now = now;
         let Some(d) = self.dials.get_mut(addr) else {
             return;
@@ -67,12 +82,32 @@ impl Engine {
         if !d.persistent && !d.ever_up {
             self.dials.remove(addr);
         } else {
-            let delay = self.backoff(addr);
+            let delay = match kind {
+                DialFailure::Refused => self.soon(addr),
+                DialFailure::Other => self.backoff(addr),
+            };
             if let Some(d) = self.dials.get_mut(addr) {
                 d.state = DialState::Due(now.ms() + delay);
             }
         }
         self.dial_resolved(addr, Err(format!("can't connect to {addr}: {err}")));
+    }
+
+    /// Nodes heard of alive again (through another path): the addresses
+    /// we are backing off from that led to them are dialled at once, not
+    /// when the backoff runs out. Evidence beats waiting.
+    pub(super) fn redial_now(&mut self, alive: &[NodeId]) {
+        if alive.is_empty() || self.stopping.is_some() {
+            return;
+        }
+        let ms = self.now.ms();
+        for (addr, d) in self.dials.iter_mut() {
+            let waiting = d.due().is_some_and(|t| t > ms);
+            if waiting && d.peer.is_some_and(|p| alive.contains(&p)) {
+                tracing::debug!(%addr, "its node is alive again elsewhere: redialling now");
+                d.state = DialState::Due(ms);
+            }
+        }
     }
 
     /// Dials whose time has come.
@@ -102,6 +137,17 @@ impl Engine {
         });
         d.persistent |= persistent;
         addr
+    }
+
+    /// The delay after a refused connection: the shortest one, with
+    /// jitter, and the backoff starts over (the machine is up; its daemon
+    /// will be back soon).
+    fn soon(&mut self, addr: &str) -> u64 {
+        let min = self.cfg.redial_min_ms();
+        if let Some(d) = self.dials.get_mut(addr) {
+            d.backoff_ms = min;
+        }
+        self.backoff(addr)
     }
 
     /// The next redial delay for `addr`, with ±25 % jitter; doubles it.

@@ -36,6 +36,7 @@ use crate::wire::ctl::{Reply, Status};
 use crate::wire::peer::{NodeId, NodeRecord, PeerMsg, Version};
 
 pub use config::Config;
+pub use dials::DialFailure;
 use idmap::IdMap;
 use rng::Rng;
 
@@ -404,6 +405,12 @@ impl Engine {
             .filter_map(|l| Some((l.peer?, l.rtt_us)))
             .collect();
         let (changes, moved) = self.table.recompute(self.me, &peers, self.now.wall_ms);
+        let back: Vec<NodeId> = changes
+            .iter()
+            .filter(|c| c.to == Status::Alive && c.id != self.me)
+            .map(|c| c.id)
+            .collect();
+        self.redial_now(&back);
         for c in changes {
             let name = self
                 .table

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::engine::rng::Rng;
-use crate::engine::{Action, Config, Engine, LinkId, LinkInfo, Now, Snapshot};
+use crate::engine::{Action, Config, DialFailure, Engine, LinkId, LinkInfo, Now, Snapshot};
 use crate::wire::ctl::{Reply, Run, Status};
 use crate::wire::peer::{NodeId, NodeRecord, PeerMsg};
 
@@ -49,6 +49,7 @@ enum Scheduled {
     DialFailed {
         node: usize,
         addr: String,
+        kind: DialFailure,
     },
     Wake {
         node: usize,
@@ -363,7 +364,13 @@ impl Sim {
                 }
                 e.link_down(now, link, "connection closed by peer");
             }
-            Scheduled::DialFailed { addr, .. } => e.dial_failed(now, &addr, "connection refused"),
+            Scheduled::DialFailed { addr, kind, .. } => {
+                let err = match kind {
+                    DialFailure::Refused => "connection refused",
+                    DialFailure::Other => "no answer",
+                };
+                e.dial_failed(now, &addr, err, kind)
+            }
             Scheduled::Wake { .. } => {
                 if self.nodes[node].wake_at > self.now_us {
                     return; // stale wake-up
@@ -495,13 +502,36 @@ impl Sim {
                             },
                         );
                     }
+                    // Cut off: no answer, after a while.
                     Some(j) if self.cut.contains(&(i, j)) => {
-                        self.push(
-                            self.now_us + 1_000_000,
-                            Scheduled::DialFailed { node: i, addr },
-                        );
+                        let kind = DialFailure::Other;
+                        let ev = Scheduled::DialFailed {
+                            node: i,
+                            addr,
+                            kind,
+                        };
+                        self.push(self.now_us + 1_000_000, ev);
                     }
-                    _ => self.push(self.now_us + 2 * d, Scheduled::DialFailed { node: i, addr }),
+                    // The machine is there and its daemon is not (crashed,
+                    // not started): refused at once.
+                    Some(_) => {
+                        let kind = DialFailure::Refused;
+                        let ev = Scheduled::DialFailed {
+                            node: i,
+                            addr,
+                            kind,
+                        };
+                        self.push(self.now_us + 2 * d, ev);
+                    }
+                    None => {
+                        let kind = DialFailure::Other;
+                        let ev = Scheduled::DialFailed {
+                            node: i,
+                            addr,
+                            kind,
+                        };
+                        self.push(self.now_us + 2 * d, ev);
+                    }
                 }
             }
             Action::Reply { token, reply } => {

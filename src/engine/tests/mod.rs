@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::engine::DialFailure;
 use crate::wire::ctl::{Command, Run, Target};
 use crate::wire::peer::{Announcement, Dest, Hello, Neighbor, Routed};
 
@@ -213,8 +214,9 @@ fn a_deadend_passes_on_nothing_but_its_own() {
     assert_eq!(ids, [5]);
 }
 
-#[test]
-fn redials_back_off_doubling_with_jitter_up_to_the_max() {
+/// The gaps between redials of an address whose attempts keep failing
+/// with `kind`, over 8 failures.
+fn redial_gaps(kind: DialFailure) -> Vec<u64> {
     let mut e = engine(5, Config::default());
     e.keep_dialling(now(0), "10.0.1.9:4040");
     let dialled = |a: Vec<Action>| a.iter().any(|a| matches!(a, Action::Dial { .. }));
@@ -222,7 +224,7 @@ fn redials_back_off_doubling_with_jitter_up_to_the_max() {
     let mut t = 0;
     let mut gaps = Vec::new();
     for _ in 0..8 {
-        e.dial_failed(now(t), "10.0.1.9:4040", "refused");
+        e.dial_failed(now(t), "10.0.1.9:4040", "failed", kind);
         e.take_actions();
         // Wake when asked until the redial comes.
         let failed = t;
@@ -236,6 +238,12 @@ fn redials_back_off_doubling_with_jitter_up_to_the_max() {
         }
         gaps.push(t - failed);
     }
+    gaps
+}
+
+#[test]
+fn redials_back_off_doubling_with_jitter_up_to_the_max() {
+    let gaps = redial_gaps(DialFailure::Other);
     let cfg = Config::default();
     for (k, g) in gaps.iter().enumerate() {
         let base = (cfg.redial_min_ms() << k).min(cfg.redial_max_ms());
@@ -244,6 +252,19 @@ fn redials_back_off_doubling_with_jitter_up_to_the_max() {
             "gap {k}: {g} ms, base {base}: {gaps:?}"
         );
     }
+}
+
+/// A machine that refuses the connection is up and its daemon away (a
+/// restart, an upgrade): dialled again about every second, not backed off
+/// to half a minute, so the link is back within a second of its return.
+#[test]
+fn a_refused_dial_is_retried_within_a_second_or_so() {
+    let gaps = redial_gaps(DialFailure::Refused);
+    let min = Config::default().redial_min_ms();
+    assert!(
+        gaps.iter().all(|g| *g >= min * 3 / 4 && *g <= min * 5 / 4),
+        "{gaps:?}"
+    );
 }
 
 #[test]
