@@ -415,6 +415,92 @@ impl Sim {
         d
     }
 
+    /// Node `i` dials `addr`: a link if a running node is there and no
+    /// cut lies between, else a failure (refused by a machine whose daemon
+    /// is down, no answer across a cut or to an unknown address).
+    fn dial(&mut self, i: usize, addr: String) {
+        let target = self.by_addr.get(&addr).copied();
+        let d = self.delay();
+        match target {
+            Some(j) if self.nodes[j].engine.is_some() && !self.cut.contains(&(i, j)) => {
+                let (li, lj) = (self.next_link, self.next_link + 1);
+                self.next_link += 2;
+                self.set_end(
+                    li,
+                    End {
+                        node: i,
+                        peer: (j, lj),
+                        last_us: 0,
+                        open: true,
+                    },
+                );
+                self.set_end(
+                    lj,
+                    End {
+                        node: j,
+                        peer: (i, li),
+                        last_us: 0,
+                        open: true,
+                    },
+                );
+                let at = self.now_us + 2 * d;
+                let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
+                self.push(
+                    at,
+                    Scheduled::LinkUp {
+                        node: j,
+                        link: lj,
+                        info: LinkInfo {
+                            dialled: None,
+                            remote: ai,
+                        },
+                    },
+                );
+                self.push(
+                    at,
+                    Scheduled::LinkUp {
+                        node: i,
+                        link: li,
+                        info: LinkInfo {
+                            dialled: Some(addr),
+                            remote: aj,
+                        },
+                    },
+                );
+            }
+            // Cut off: no answer, after a while.
+            Some(j) if self.cut.contains(&(i, j)) => {
+                let kind = DialFailure::Other;
+                let ev = Scheduled::DialFailed {
+                    node: i,
+                    addr,
+                    kind,
+                };
+                self.push(self.now_us + 1_000_000, ev);
+            }
+            // The machine is there and its daemon is not (crashed,
+            // not started): refused at once.
+            Some(_) => {
+                let kind = DialFailure::Refused;
+                let ev = Scheduled::DialFailed {
+                    node: i,
+                    addr,
+                    kind,
+                };
+                self.push(self.now_us + 2 * d, ev);
+            }
+            None => {
+                let kind = DialFailure::Other;
+                let ev = Scheduled::DialFailed {
+                    node: i,
+                    addr,
+                    kind,
+                };
+                self.push(self.now_us + 2 * d, ev);
+            }
+        }
+    }
+
     fn act(&mut self, i: usize, a: Action) {
         match a {
             Action::Send { link, msg } => {
@@ -452,88 +538,7 @@ impl Sim {
                 );
             }
             Action::Close { link, .. } => self.close_end(i, link),
-            Action::Dial { addr } => {
-                let target = self.by_addr.get(&addr).copied();
-                let d = self.delay();
-                match target {
-                    Some(j) if self.nodes[j].engine.is_some() && !self.cut.contains(&(i, j)) => {
-                        let (li, lj) = (self.next_link, self.next_link + 1);
-                        self.next_link += 2;
-                        self.set_end(
-                            li,
-                            End {
-                                node: i,
-                                peer: (j, lj),
-                                last_us: 0,
-                                open: true,
-                            },
-                        );
-                        self.set_end(
-                            lj,
-                            End {
-                                node: j,
-                                peer: (i, li),
-                                last_us: 0,
-                                open: true,
-                            },
-                        );
-                        let at = self.now_us + 2 * d;
-                        let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
-                        self.push(
-                            at,
-                            Scheduled::LinkUp {
-                                node: j,
-                                link: lj,
-                                info: LinkInfo {
-                                    dialled: None,
-                                    remote: ai,
-                                },
-                            },
-                        );
-                        self.push(
-                            at,
-                            Scheduled::LinkUp {
-                                node: i,
-                                link: li,
-                                info: LinkInfo {
-                                    dialled: Some(addr),
-                                    remote: aj,
-                                },
-                            },
-                        );
-                    }
-                    // Cut off: no answer, after a while.
-                    Some(j) if self.cut.contains(&(i, j)) => {
-                        let kind = DialFailure::Other;
-                        let ev = Scheduled::DialFailed {
-                            node: i,
-                            addr,
-                            kind,
-                        };
-                        self.push(self.now_us + 1_000_000, ev);
-                    }
-                    // The machine is there and its daemon is not (crashed,
-                    // not started): refused at once.
-                    Some(_) => {
-                        let kind = DialFailure::Refused;
-                        let ev = Scheduled::DialFailed {
-                            node: i,
-                            addr,
-                            kind,
-                        };
-                        self.push(self.now_us + 2 * d, ev);
-                    }
-                    None => {
-                        let kind = DialFailure::Other;
-                        let ev = Scheduled::DialFailed {
-                            node: i,
-                            addr,
-                            kind,
-                        };
-                        self.push(self.now_us + 2 * d, ev);
-                    }
-                }
-            }
+            Action::Dial { addr } => self.dial(i, addr),
             Action::Reply { token, reply } => {
                 self.replies.entry((i, token)).or_default().push(reply)
             }
