@@ -25,6 +25,7 @@ mod detach;
 mod driver;
 pub mod hooks;
 mod input;
+mod journal;
 pub mod logfile;
 mod lograte;
 pub mod metrics;

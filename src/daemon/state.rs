@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::journal;
 use crate::engine::Snapshot;
 use crate::wire::peer::NodeId;
 
@@ -22,7 +23,17 @@ pub struct StateDir {
     /// memory-only and retries now and then (see [`StateDir::save_snapshot`]).
     pub writable: bool,
     _lock: Option<File>,
+    /// What the snapshot file and its journal hold together, once this run
+    /// wrote them (see [`super::journal`]).
+    saved: Option<Snapshot>,
+    /// Bytes of the snapshot file and of its journal as this run wrote them.
+    base_bytes: u64,
+    journal_bytes: u64,
 }
+
+/// The journal may grow to the snapshot's size, or this, whichever is
+/// larger, before the snapshot is written whole again.
+pub(super) const MIN_JOURNAL: u64 = 256 * 1024;
 
 /// Why the state dir cannot be used at all.
 #[derive(Debug)]
@@ -122,6 +133,9 @@ impl StateDir {
             path: path.to_path_buf(),
             writable,
             _lock: lock,
+            saved: None,
+            base_bytes: 0,
+            journal_bytes: 0,
         })
     }
 
@@ -160,7 +174,8 @@ impl StateDir {
         id
     }
 
-    /// The snapshot of the last run, if there is a readable one.
+    /// The snapshot of the last run, if there is a readable one: the
+    /// snapshot file with its journal's lines applied.
     pub fn load_snapshot(&mut self) -> Option<Snapshot> {
         let file = self.path.join("snapshot.json");
         let bytes = match read_nofollow(&file) {
@@ -171,30 +186,91 @@ impl StateDir {
                 return None;
             }
         };
-        match serde_json::from_slice(&bytes) {
-            Ok(s) => Some(s),
+        let mut snap: Snapshot = match serde_json::from_slice(&bytes) {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(file = %file.display(), "corrupt snapshot ({e}); starting with an empty table");
                 self.move_aside(&file);
-                None
+                return None;
+            }
+        };
+        let journal = self.path.join(JOURNAL);
+        match read_nofollow(&journal) {
+            Ok(lines) => {
+                let (applied, cut) = journal::replay(&mut snap, &lines);
+                if cut {
+                    tracing::warn!(file = %journal.display(), "the snapshot's journal ends in a line cut short (a crash while saving); {applied} changes before it applied");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %journal.display(), "cannot read the snapshot's journal: {e}");
             }
         }
+        Some(snap)
     }
 
-    /// Writes the snapshot atomically. Returns whether it is on disk; the
-    /// caller retries a failed one later (the disk may get room again).
+    /// Saves the snapshot: what changed since the last save, appended to
+    /// the journal, or (the first time in a run, or once the journal has
+    /// grown past the snapshot) the whole of it, atomically. Returns
+    /// whether it is on disk; the caller retries a failed one later (the
+    /// disk may get room again).
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> bool {
+        if self.append_change(snap) {
+            return true;
+        }
+        // The journal goes just before the new snapshot takes the old
+        // one's place: a crash between the two leaves the old snapshot
+        // alone (older, whole), never the new one with stale changes.
+        let journal = self.path.join(JOURNAL);
+        let drop_journal = || match fs::remove_file(&journal) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
         // Streamed to the file: a big table is not held twice, as
         // structures and as one string of JSON.
-        self.write_with(
-            "snapshot.json",
-            &|f| {
-                let mut w = io::BufWriter::new(f);
-                serde_json::to_writer(&mut w, snap).map_err(io::Error::other)?;
-                w.flush()
-            },
-            true,
-        )
+        let fill = |f: &mut File| {
+            let mut w = io::BufWriter::new(f);
+            serde_json::to_writer(&mut w, snap).map_err(io::Error::other)?;
+            w.flush()
+        };
+        if !self.write_then(SNAPSHOT, &fill, true, &drop_journal) {
+            self.saved = None;
+            return false;
+        }
+        self.base_bytes = fs::metadata(self.path.join(SNAPSHOT)).map_or(0, |m| m.len());
+        self.journal_bytes = 0;
+        self.saved = Some(snap.clone());
+        true
+    }
+
+    /// Appends what changed since the last save to the journal, if this
+    /// run saved before and the journal has room; says whether it did.
+    fn append_change(&mut self, snap: &Snapshot) -> bool {
+        let Some(saved) = &self.saved else {
+            return false;
+        };
+        let mut line = match serde_json::to_vec(&journal::diff(saved, snap)) {
+            Ok(l) => l,
+            Err(_) => return false,
+        };
+        line.push(b'\n');
+        let room = self.base_bytes.max(MIN_JOURNAL);
+        if self.journal_bytes + line.len() as u64 > room || self._lock.is_none() {
+            return false;
+        }
+        match append(&self.path.join(JOURNAL), &line) {
+            Ok(()) => {
+                self.journal_bytes += line.len() as u64;
+                self.saved = Some(snap.clone());
+                true
+            }
+            // The whole snapshot next (a line may be cut short).
+            Err(_) => {
+                self.saved = None;
+                false
+            }
+        }
     }
 
     /// Writes `name` atomically (and `durable`: synced before and after
@@ -208,10 +284,16 @@ impl StateDir {
 
     /// As [`StateDir::write`], the content written by `fill`.
     fn write_with(&mut self, name: &str, fill: &Fill, durable: bool) -> bool {
+        self.write_then(name, fill, durable, &|| Ok(()))
+    }
+
+    /// As [`StateDir::write_with`], doing `before` once the new content is
+    /// safely in its temp file, just before it takes the old one's place.
+    fn write_then(&mut self, name: &str, fill: &Fill, durable: bool, before: &Before) -> bool {
         if self._lock.is_none() {
             return false;
         }
-        match replace(&self.path.join(name), fill, durable) {
+        match replace(&self.path.join(name), fill, durable, before) {
             Ok(()) => {
                 if !self.writable {
                     tracing::info!(dir = %self.path.display(), "the state dir takes writes again: saving state");
@@ -239,7 +321,7 @@ impl StateDir {
 }
 
 fn probe_writable(dir: &Path) -> bool {
-    replace(&dir.join(".probe"), &|_| Ok(()), false).is_ok()
+    replace(&dir.join(".probe"), &|_| Ok(()), false, &|| Ok(())).is_ok()
         && fs::remove_file(dir.join(".probe")).is_ok()
 }
 
@@ -261,16 +343,42 @@ fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
 /// Writes a file's content.
 type Fill<'a> = dyn Fn(&mut File) -> io::Result<()> + 'a;
 
-fn replace(path: &Path, fill: &Fill, durable: bool) -> io::Result<()> {
+/// Done just before a rename.
+type Before<'a> = dyn Fn() -> io::Result<()> + 'a;
+
+/// The snapshot file and its journal, in the state dir.
+pub(super) const SNAPSHOT: &str = "snapshot.json";
+pub(super) const JOURNAL: &str = "snapshot.journal";
+
+/// Appends `line` to `path` (created mode 0600, never through a symlink)
+/// and syncs it.
+pub(super) fn append(path: &Path, line: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(line)?;
+    f.sync_data()
+}
+
+fn replace(path: &Path, fill: &Fill, durable: bool, before: &Before) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let r = write_then_rename(&tmp, path, fill, durable);
+    let r = write_then_rename(&tmp, path, fill, durable, before);
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     r
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, fill: &Fill, durable: bool) -> io::Result<()> {
+fn write_then_rename(
+    tmp: &Path,
+    path: &Path,
+    fill: &Fill,
+    durable: bool,
+    before: &Before,
+) -> io::Result<()> {
     {
         // A new file, never one that is there (a planted symlink): rename
         // replaces the name itself, it does not follow it.
@@ -287,6 +395,7 @@ fn write_then_rename(tmp: &Path, path: &Path, fill: &Fill, durable: bool) -> io:
             f.sync_all()?;
         }
     }
+    before()?;
     fs::rename(tmp, path)?;
     if let Some(dir) = path.parent().filter(|_| durable) {
         if let Ok(d) = File::open(dir) {
