@@ -234,7 +234,7 @@ impl Driver {
                 self.links.insert(link, handle);
                 self.engine.link_up(now, link, info);
             }
-            Input::Frame { link, msg } => self.engine.frame(now, link, msg),
+            Input::Frame { link, msg, .. } => self.engine.frame(now, link, msg),
             Input::PacketsArrive { link } => self.engine.packets_arrive(now, link),
             Input::BadFrame { link, err } => {
                 metrics::add(&metrics::IO.bad_frames, 1);

@@ -28,6 +28,9 @@ pub enum Input {
         link: LinkId,
         /// The decoded message.
         msg: PeerMsg,
+        /// Its bytes' share of [`super::net::INPUT_BYTES`], given back
+        /// once the engine took it.
+        _bytes: tokio::sync::SemaphorePermit<'static>,
     },
     /// `/metrics` was asked for: the driver renders the page from the
     /// engine.

@@ -18,6 +18,16 @@ use crate::engine::{DialFailure, LinkId, LinkInfo};
 use crate::wire::{self, peer::PeerMsg, FrameError};
 use std::sync::Arc;
 
+/// Bytes of frames read but not yet taken by the engine, from all links
+/// together. The input queue holds at most so many frames; this holds
+/// them to so many bytes too: a peer sending megabyte frames would
+/// otherwise park a gigabyte in it. Readers wait their turn for it in
+/// order, as they do for the queue.
+pub const MAX_INPUT_BYTES: usize = 32 * 1024 * 1024;
+
+/// The budget of [`MAX_INPUT_BYTES`] (one daemon a process).
+pub static INPUT_BYTES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_INPUT_BYTES);
+
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -182,7 +192,16 @@ async fn read_loop(
                 if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
                     buf.shrink_to(READ_CHUNK); // after a large frame
                 }
-                if inputs.send(Input::Frame { link, msg }).await.is_err() {
+                // At most a frame (1 MiB), far below the budget.
+                let Ok(bytes) = INPUT_BYTES.acquire_many(used as u32).await else {
+                    return;
+                };
+                let frame = Input::Frame {
+                    link,
+                    msg,
+                    _bytes: bytes,
+                };
+                if inputs.send(frame).await.is_err() {
                     return;
                 }
                 framed = true;

@@ -45,6 +45,21 @@ struct Inner {
     closed: bool,
 }
 
+impl Inner {
+    /// Lets go of the room a burst left behind once it is drained: a hub
+    /// has hundreds of links, each of which held a table's worth of
+    /// announcements when it came up.
+    fn shrink(&mut self) {
+        if self.na_order.is_empty() && self.nas.capacity() > 64 {
+            self.nas = HashMap::new();
+            self.na_order = VecDeque::new();
+        }
+        if self.ordered.is_empty() && self.ordered.capacity() > 256 {
+            self.ordered = VecDeque::new();
+        }
+    }
+}
+
 impl Outbox {
     /// A new, empty outbox.
     pub fn new() -> Arc<Outbox> {
@@ -118,9 +133,11 @@ impl Outbox {
                 }
                 while let Some(id) = q.na_order.pop_front() {
                     if let Some(na) = q.nas.remove(&id) {
+                        q.shrink();
                         return Some(PeerMsg::Na(na));
                     }
                 }
+                q.shrink();
                 if q.closed {
                     return None;
                 }
