@@ -141,7 +141,8 @@ mod tests {
     use crate::wire::peer::{Announcement, NodeRecord};
     use std::sync::Arc;
 
-    fn node(id: u128, seq: u64, status: Status) -> SnapNode {
+    /// Node `id`'s entry at `seq`, with `status`.
+    pub(super) fn node(id: u128, seq: u64, status: Status) -> SnapNode {
         SnapNode {
             na: Arc::new(Announcement {
                 id: NodeId(id),
@@ -224,41 +225,14 @@ mod tests {
 #[cfg(test)]
 mod through_the_state_dir {
     use super::super::state::{append, StateDir, JOURNAL, MIN_JOURNAL, SNAPSHOT};
-    use crate::engine::SnapNode;
-    use crate::engine::Snapshot;
+    use crate::engine::{SnapNode, Snapshot};
     use crate::wire::ctl::Status;
-    use crate::wire::peer::NodeId;
-    use crate::wire::peer::{Announcement, NodeRecord, Version};
     use std::fs;
     use std::os::unix::fs::DirBuilderExt;
     use std::path::PathBuf;
-    use std::sync::Arc;
 
     fn node(id: u128, seq: u64) -> SnapNode {
-        SnapNode {
-            na: Arc::new(Announcement {
-                id: NodeId(id),
-                version: Version { inc: 1, seq },
-                record: NodeRecord {
-                    name: format!("n{id}"),
-                    internal_ip: None,
-                    addrs: vec![],
-                    public_ip: None,
-                    port: 4040,
-                    kind: "host".into(),
-                    tags: Default::default(),
-                    version: "0".into(),
-                    os: "linux".into(),
-                    started_ms: 1,
-                    deadend: false,
-                },
-                neighbors: vec![],
-                left: false,
-            }),
-            status: Status::Alive,
-            last_seen_ms: 1,
-            parent: None,
-        }
+        super::tests::node(id, seq, Status::Alive)
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
