@@ -40,13 +40,13 @@ pub struct Delta {
 /// Tombstones as the snapshot holds them: versions, and when each was made.
 pub type Tombs = (Vec<(NodeId, Version)>, Vec<(NodeId, u64)>);
 
-/// Whether two entries of a node differ in anything a snapshot keeps.
+/// Whether two entries of a node differ in anything a snapshot keeps (a
+/// version names one announcement: the table never holds two of one).
 fn differs(a: &SnapNode, b: &SnapNode) -> bool {
     a.na.version != b.na.version
         || a.status != b.status
         || a.last_seen_ms != b.last_seen_ms
         || a.parent != b.parent
-        || (!std::sync::Arc::ptr_eq(&a.na, &b.na) && a.na != b.na)
 }
 
 /// What changed from `old` to `new`. Both hold their nodes in id order

@@ -112,14 +112,10 @@ impl Outbox {
     }
 
     /// Frames waiting (ordered ones and announcements).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         let q = self.lock();
         q.ordered.len() + q.na_order.len()
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The next frame to send, waiting for one; `None` once closed and

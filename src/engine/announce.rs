@@ -65,13 +65,7 @@ impl Engine {
             return;
         }
         self.floods += 1;
-        let targets: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(id, l)| l.active && Some(**id) != except)
-            .map(|(id, _)| *id)
-            .collect();
-        for link in targets {
+        for link in self.active_links_but(except) {
             self.actions.push(Action::Send {
                 link,
                 msg: msg.clone(),
@@ -82,11 +76,9 @@ impl Engine {
     /// An announcement arrived on `link`: stored if newer, and passed on;
     /// held back if its node announces faster than [`limits::NODE_NA_RATE`].
     pub(super) fn on_na(&mut self, link: LinkId, na: Arc<Announcement>) {
-        let newer = self.table.version(&na.id).is_none_or(|v| na.version > v);
-        if newer && na.id != self.me && !self.paced(link, &na) {
-            return;
-        }
-        if self.accept_na(link, &na) {
+        // Checked before it is paced: a forgery must not take a pace token
+        // or wait in place of an honest announcement.
+        if self.valid_na(link, &na) && self.paced(link, &na) && self.store_na(link, &na) {
             self.flood(Some(link), PeerMsg::Na(na), false);
         }
     }
@@ -123,13 +115,6 @@ impl Engine {
     /// or that dials in. A full table makes room for others by dropping
     /// unreachable nodes (see [`Engine::make_room`]).
     fn room_for(&mut self, na: &Announcement, new: bool) -> bool {
-        let neighbour = self
-            .links
-            .values()
-            .any(|l| l.active && l.peer == Some(na.id));
-        if neighbour {
-            return !(new && self.table.len() >= limits::MAX_NODES + limits::NEIGHBOR_RESERVE);
-        }
         let bytes = limits::na_bytes(na);
         let held = self
             .table
@@ -139,26 +124,28 @@ impl Engine {
             let grows_past = t.bytes() + bytes > limits::MAX_TABLE_BYTES + held && bytes > held;
             grows_past || (new && t.len() >= limits::MAX_NODES)
         };
-        for _ in 0..4 {
-            if !short(&self.table) {
-                return true;
-            }
-            if !self.make_room() {
-                break;
-            }
-        }
         if !short(&self.table) {
             return true;
         }
-        tracing::warn!(
-            node = %na.id.short(),
-            "not taking in a node: the table holds {} nodes in {} MiB (limits {} and {} MiB, but for this node's neighbours), none of them unreachable to make room",
-            self.table.len(),
-            self.table.bytes() >> 20,
-            limits::MAX_NODES,
-            limits::MAX_TABLE_BYTES >> 20
-        );
-        false
+        if self.link_to(na.id).is_some() {
+            return !(new && self.table.len() >= limits::MAX_NODES + limits::NEIGHBOR_RESERVE);
+        }
+        let mut tries = 4;
+        while short(&self.table) {
+            if tries == 0 || !self.make_room() {
+                tracing::warn!(
+                    node = %na.id.short(),
+                    "not taking in a node: the table holds {} nodes in {} MiB (limits {} and {} MiB, but for this node's neighbours), none of them unreachable to make room",
+                    self.table.len(),
+                    self.table.bytes() >> 20,
+                    limits::MAX_NODES,
+                    limits::MAX_TABLE_BYTES >> 20
+                );
+                return false;
+            }
+            tries -= 1;
+        }
+        true
     }
 
     /// Makes room in a full table by dropping one unreachable (or
@@ -203,6 +190,13 @@ impl Engine {
     /// as the link is up, with the link in it, so passing that copy on
     /// would cost every node a frame saying nothing new a moment later.
     pub(super) fn accept_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
+        self.valid_na(link, na) && self.store_na(link, na)
+    }
+
+    /// Whether an announcement that came on `link` may be taken in: honest
+    /// as far as can be told, allowed, and newer than the one held. One of
+    /// this node itself is not, and makes it announce past it if newer.
+    fn valid_na(&mut self, link: LinkId, na: &Announcement) -> bool {
         if let Err(why) = limits::plausible(na.version, self.now.wall_ms) {
             tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
             return false;
@@ -225,6 +219,14 @@ impl Engine {
             tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
             return false;
         }
+        // A copy of what is held (a flood arriving on several links) stops
+        // here, before any bound is counted.
+        self.table.version(&na.id).is_none_or(|v| na.version > v)
+    }
+
+    /// Stores a valid announcement if its link and the table have room for
+    /// it; returns whether it did.
+    fn store_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
         let new = !self.table.contains_key(&na.id);
         if !self.within_link_budget(link, new) {
             return false;

@@ -279,13 +279,7 @@ impl Engine {
         if r.ttl == 0 || (self.cfg.deadend && r.origin != self.me) {
             return;
         }
-        let links: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(id, l)| l.active && Some(**id) != from)
-            .map(|(id, _)| *id)
-            .collect();
-        for link in links {
+        for link in self.active_links_but(from) {
             let mut copy = r.clone();
             copy.ttl = r.ttl - 1;
             copy.path.push(self.hop(Some(link)));

@@ -539,6 +539,15 @@ impl Engine {
         self.links.get(&link).and_then(|l| l.rtt_us)
     }
 
+    /// Every established link but `except`, for a flood.
+    pub(super) fn active_links_but(&self, except: Option<LinkId>) -> Vec<LinkId> {
+        self.links
+            .iter()
+            .filter(|(id, l)| l.active && Some(**id) != except)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// The established link to a neighbour.
     pub(super) fn link_to(&self, peer: NodeId) -> Option<LinkId> {
         self.links

@@ -101,7 +101,8 @@ impl Pace {
 }
 
 impl Engine {
-    /// Whether `na`, newer than what the table holds, may be taken in now.
+    /// Whether `na`, valid and newer than what the table holds, may be
+    /// taken in now.
     /// If not, it is held back (or replaces an older one held back) and
     /// counts against its link's excess; a link past that is shed.
     pub(super) fn paced(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {

@@ -496,3 +496,27 @@ fn a_peer_with_a_longer_heartbeat_keeps_its_link() {
         }
     }
 }
+
+/// A forged announcement of a node past its pace was held back as the
+/// newest, in place of the node's own: checked first, it is dropped, and
+/// the node's own newest is taken in when due.
+#[test]
+fn a_forgery_cannot_wait_in_place_of_a_paced_announcement() {
+    let mut e = engine(5, Config::default());
+    link(&mut e, 1, 9, true, 0);
+    e.take_actions();
+    let burst = limits::NODE_NA_RATE.burst;
+    for seq in 1..=burst {
+        e.frame(now(100), 1, PeerMsg::Na(Arc::new(na(77, seq, &[]))));
+    }
+    let mut forged = na(77, u64::MAX, &[]);
+    forged.version.inc = u64::MAX;
+    e.frame(now(100), 1, PeerMsg::Na(Arc::new(forged)));
+    e.frame(now(100), 1, PeerMsg::Na(Arc::new(na(77, burst + 7, &[]))));
+    e.tick(now(1000));
+    e.take_actions();
+    assert_eq!(
+        e.table().version(&NodeId(77)).map(|v| v.seq),
+        Some(burst + 7)
+    );
+}
