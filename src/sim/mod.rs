@@ -10,7 +10,8 @@
 //!
 //! Why this file is long: the event loop and the carrying out of every
 //! engine action are one loop over one queue. The faults it injects are in
-//! `faults`, the network's conditions and counters in `net`.
+//! `faults`, links (dialling, their ends, closing) in `links`, the
+//! network's conditions and counters in `net`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -20,9 +21,11 @@ use crate::wire::ctl::{Reply, Run, Status};
 use crate::wire::peer::{NodeId, NodeRecord, PeerMsg};
 
 mod faults;
+mod links;
 mod net;
 
 pub use faults::Tap;
+use links::{end_in, end_mut_in, End};
 use net::msg_type;
 pub use net::{Counters, NetConfig};
 
@@ -54,14 +57,6 @@ enum Scheduled {
     Wake {
         node: usize,
     },
-}
-
-struct End {
-    node: usize,
-    peer: (usize, LinkId),
-    /// Time of the last delivery scheduled in this direction, for order.
-    last_us: u64,
-    open: bool,
 }
 
 struct Node {
@@ -311,14 +306,6 @@ impl Sim {
         false
     }
 
-    fn set_end(&mut self, link: LinkId, end: End) {
-        let k = link as usize;
-        if self.ends.len() <= k {
-            self.ends.resize_with(k + 1, || None);
-        }
-        self.ends[k] = Some(end);
-    }
-
     fn push(&mut self, at: u64, ev: Scheduled) {
         self.queue.entry(at).or_default().push_back(ev);
     }
@@ -415,92 +402,6 @@ impl Sim {
         d
     }
 
-    /// Node `i` dials `addr`: a link if a running node is there and no
-    /// cut lies between, else a failure (refused by a machine whose daemon
-    /// is down, no answer across a cut or to an unknown address).
-    fn dial(&mut self, i: usize, addr: String) {
-        let target = self.by_addr.get(&addr).copied();
-        let d = self.delay();
-        match target {
-            Some(j) if self.nodes[j].engine.is_some() && !self.cut.contains(&(i, j)) => {
-                let (li, lj) = (self.next_link, self.next_link + 1);
-                self.next_link += 2;
-                self.set_end(
-                    li,
-                    End {
-                        node: i,
-                        peer: (j, lj),
-                        last_us: 0,
-                        open: true,
-                    },
-                );
-                self.set_end(
-                    lj,
-                    End {
-                        node: j,
-                        peer: (i, li),
-                        last_us: 0,
-                        open: true,
-                    },
-                );
-                let at = self.now_us + 2 * d;
-                let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
-                self.push(
-                    at,
-                    Scheduled::LinkUp {
-                        node: j,
-                        link: lj,
-                        info: LinkInfo {
-                            dialled: None,
-                            remote: ai,
-                        },
-                    },
-                );
-                self.push(
-                    at,
-                    Scheduled::LinkUp {
-                        node: i,
-                        link: li,
-                        info: LinkInfo {
-                            dialled: Some(addr),
-                            remote: aj,
-                        },
-                    },
-                );
-            }
-            // Cut off: no answer, after a while.
-            Some(j) if self.cut.contains(&(i, j)) => {
-                let kind = DialFailure::Other;
-                let ev = Scheduled::DialFailed {
-                    node: i,
-                    addr,
-                    kind,
-                };
-                self.push(self.now_us + 1_000_000, ev);
-            }
-            // The machine is there and its daemon is not (crashed,
-            // not started): refused at once.
-            Some(_) => {
-                let kind = DialFailure::Refused;
-                let ev = Scheduled::DialFailed {
-                    node: i,
-                    addr,
-                    kind,
-                };
-                self.push(self.now_us + 2 * d, ev);
-            }
-            None => {
-                let kind = DialFailure::Other;
-                let ev = Scheduled::DialFailed {
-                    node: i,
-                    addr,
-                    kind,
-                };
-                self.push(self.now_us + 2 * d, ev);
-            }
-        }
-    }
-
     fn act(&mut self, i: usize, a: Action) {
         match a {
             Action::Send { link, msg } => {
@@ -558,34 +459,6 @@ impl Sim {
         }
     }
 
-    fn close_end(&mut self, i: usize, link: LinkId) {
-        let Some(end) = end_mut_in(&mut self.ends, i, link) else {
-            return;
-        };
-        if !end.open {
-            return;
-        }
-        end.open = false;
-        let (j, lj) = end.peer;
-        let at = (self.now_us + self.net.delay_us).max(end.last_us);
-        if !self.cut.contains(&(i, j)) {
-            self.push(at, Scheduled::LinkDown { node: j, link: lj });
-        }
-    }
-
-    fn close_all(&mut self, i: usize) {
-        let mine: Vec<LinkId> = self
-            .ends
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.as_ref().is_some_and(|e| e.node == i && e.open))
-            .map(|(l, _)| l as LinkId)
-            .collect();
-        for l in mine {
-            self.close_end(i, l);
-        }
-    }
-
     /// Whether every running node holds the same versions of the same nodes
     /// and sees every running node alive. Checked often on tables of
     /// thousands of nodes, so it compares fingerprints and alive counts:
@@ -620,15 +493,4 @@ impl Sim {
         let e = self.engine(i)?;
         e.table().get(&self.nodes[j].id).map(|x| x.status)
     }
-}
-
-/// One end of `link`, if it is `node`'s.
-fn end_in(ends: &[Option<End>], node: usize, link: LinkId) -> Option<&End> {
-    let e = ends.get(usize::try_from(link).ok()?)?.as_ref()?;
-    (e.node == node).then_some(e)
-}
-
-fn end_mut_in(ends: &mut [Option<End>], node: usize, link: LinkId) -> Option<&mut End> {
-    let e = ends.get_mut(usize::try_from(link).ok()?)?.as_mut()?;
-    (e.node == node).then_some(e)
 }

@@ -416,4 +416,5 @@ fn all_returns_when_every_alive_node_answered() {
     assert!(o.missing.is_empty());
 }
 
+mod bounds;
 mod hostile;
