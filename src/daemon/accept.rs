@@ -36,27 +36,48 @@ pub const MAX_STARTUPS_PER_ADDR: usize = 8;
 /// VMs share an address (NAT) fits; one host cannot take every slot.
 pub const MAX_CONNS_PER_ADDR: usize = 256;
 
-/// Connections counted by source address while they live.
-#[derive(Clone, Default)]
-pub struct ByAddr(Arc<Mutex<HashMap<IpAddr, usize>>>);
+/// Connections counted while they live: so many in all, so many from one
+/// address.
+#[derive(Clone)]
+pub struct Slots {
+    counts: Arc<Mutex<Counts>>,
+    all: usize,
+    per_addr: usize,
+}
 
-/// One connection counted in a [`ByAddr`]; uncounted when dropped.
+#[derive(Default)]
+struct Counts {
+    all: usize,
+    by_addr: HashMap<IpAddr, usize>,
+}
+
+/// One connection counted in [`Slots`]; uncounted when dropped.
 pub struct Counted {
-    by: ByAddr,
+    slots: Slots,
     ip: IpAddr,
 }
 
-impl ByAddr {
-    /// Counts one more connection from `ip`, unless `max` are already.
-    fn take(&self, ip: IpAddr, max: usize) -> Option<Counted> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= max {
+impl Slots {
+    /// At most `all` connections, `per_addr` from one address.
+    fn new(all: usize, per_addr: usize) -> Slots {
+        Slots {
+            counts: Arc::default(),
+            all,
+            per_addr,
+        }
+    }
+
+    /// Counts one more connection from `ip`, if there is room for it.
+    fn take(&self, ip: IpAddr) -> Option<Counted> {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = c.by_addr.get(&ip).copied().unwrap_or(0);
+        if c.all >= self.all || n >= self.per_addr {
             return None;
         }
-        *n += 1;
+        c.all += 1;
+        c.by_addr.insert(ip, n + 1);
         Some(Counted {
-            by: self.clone(),
+            slots: self.clone(),
             ip,
         })
     }
@@ -64,11 +85,12 @@ impl ByAddr {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let mut m = self.by.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
+        let mut c = self.slots.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.all = c.all.saturating_sub(1);
+        if let Some(n) = c.by_addr.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.ip);
+                c.by_addr.remove(&self.ip);
             }
         }
     }
@@ -88,8 +110,8 @@ pub async fn peers(
     mut stop: Stop,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_PEER_CONNS));
-    let startups = Arc::new(Semaphore::new(MAX_STARTUPS));
-    let (conns_by, startups_by) = (ByAddr::default(), ByAddr::default());
+    let conns_by = Slots::new(MAX_PEER_CONNS, MAX_CONNS_PER_ADDR);
+    let startups = Slots::new(MAX_STARTUPS, MAX_STARTUPS_PER_ADDR);
     let mut handshakes = JoinSet::new();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -109,15 +131,11 @@ pub async fn peers(
             Ok((stream, from)) => {
                 backoff = Duration::from_millis(10);
                 let ip = from.ip();
-                let Some(conn) = conns_by.take(ip, MAX_CONNS_PER_ADDR) else {
+                let Some(conn) = conns_by.take(ip) else {
                     tracing::warn!(peer = %from, "closing a connection: {MAX_CONNS_PER_ADDR} others from its address are open");
                     continue;
                 };
-                let startup = startups_by.take(ip, MAX_STARTUPS_PER_ADDR).and_then(|by| {
-                    let global = startups.clone().try_acquire_owned().ok()?;
-                    Some((global, by))
-                });
-                let Some(startup) = startup else {
+                let Some(startup) = startups.take(ip) else {
                     tracing::warn!(peer = %from, "closing a connection: too many have not finished their handshake yet ({MAX_STARTUPS_PER_ADDR} from one address, {MAX_STARTUPS} in all)");
                     continue;
                 };

@@ -67,7 +67,7 @@ pub struct Permits {
     #[allow(dead_code)]
     pub slot: (tokio::sync::OwnedSemaphorePermit, super::accept::Counted),
     /// One of the handshake slots, until its first frame arrives.
-    pub startup: Option<(tokio::sync::OwnedSemaphorePermit, super::accept::Counted)>,
+    pub startup: Option<super::accept::Counted>,
 }
 
 /// The driver's handle on a running link.
