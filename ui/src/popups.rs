@@ -36,6 +36,12 @@ pub(crate) fn draw_details(f: &mut Frame, app: &App, area: Rect) {
         .as_ref()
         .map(|p| app.name_of(p))
         .unwrap_or_else(|| "-".into());
+    // The table's cells, for a row of this node alone.
+    let row = VisibleRow {
+        id: n.id.clone(),
+        depth: 0,
+        folded: 0,
+    };
     let lines = vec![
         format!("name:         {}", n.name),
         format!("id:           {}", n.id),
@@ -59,32 +65,8 @@ pub(crate) fn draw_details(f: &mut Frame, app: &App, area: Rect) {
             "hops:         {}",
             n.hops.map_or("-".into(), |h| h.to_string())
         ),
-        format!(
-            "rtt:          {}",
-            cell(
-                app,
-                n,
-                &VisibleRow {
-                    id: n.id.clone(),
-                    depth: 0,
-                    folded: 0
-                },
-                Columns::Rtt
-            )
-        ),
-        format!(
-            "uptime:       {}",
-            cell(
-                app,
-                n,
-                &VisibleRow {
-                    id: n.id.clone(),
-                    depth: 0,
-                    folded: 0
-                },
-                Columns::Uptime
-            )
-        ),
+        format!("rtt:          {}", cell(app, n, &row, Columns::Rtt)),
+        format!("uptime:       {}", cell(app, n, &row, Columns::Uptime)),
         format!("version:      {}", n.version),
         format!("os:           {}", n.os),
     ];
