@@ -690,6 +690,9 @@ fn a_contested_forget_crosses_a_mesh_once_not_forever() {
     let d = sim.add_node(Config::default(), &[c, b]);
     let x = sim.add_node(Config::default(), &[b]);
     converge(&mut sim);
+    // At rest: the links' first RTTs announced too (a forget covers the
+    // versions `a` holds; a newer one would rightly bring x back).
+    sim.run_for(SEC);
     sim.partition(&[a], &[b, c, d, x]);
     sim.run_for(5 * SEC);
     forget(&mut sim, a, x);

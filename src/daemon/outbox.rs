@@ -1,6 +1,11 @@
 //! What waits to go out on one peer link: frames in order, and
 //! announcements kept newest-per-node.
 //!
+//! An announcement sent as a change joins the one of its node still
+//! waiting: a change to a waiting whole announcement is applied to it, two
+//! changes in a row become one. A change that does not follow what waits
+//! replaces it, and the peer asks for what it lacks.
+//!
 //! Why: an announcement only matters in its newest version, so a link
 //! behind a burst (a peer flooding thousands a second, a network forming)
 //! holds one per node, never one per version: its backlog is bounded by
@@ -15,7 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::wire::peer::{Announcement, NodeId, PeerMsg};
+use crate::engine::delta;
+use crate::wire::peer::{Announcement, Delta, NodeId, PeerMsg, Version};
 
 /// Ordered frames queued for one link before the peer counts as stuck and
 /// is dropped: a second or more of any burst a healthy peer would drain.
@@ -33,12 +39,49 @@ pub struct Outbox {
     ready: Notify,
 }
 
+/// One node's announcement waiting to go: whole, or as a change.
+enum Waiting {
+    Whole(Arc<Announcement>),
+    Change(Arc<Delta>),
+}
+
+impl Waiting {
+    fn version(&self) -> Version {
+        match self {
+            Waiting::Whole(na) => na.version,
+            Waiting::Change(d) => d.version,
+        }
+    }
+
+    /// What waits once `next` (newer) comes: `next`, or both as one.
+    fn then(&self, next: Waiting) -> Waiting {
+        match (self, next) {
+            (Waiting::Whole(na), Waiting::Change(d)) => match delta::apply(na, &d) {
+                Ok(na) => Waiting::Whole(Arc::new(na)),
+                Err(_) => Waiting::Change(d),
+            },
+            (Waiting::Change(a), Waiting::Change(b)) => match delta::merge(a, &b) {
+                Some(ab) => Waiting::Change(Arc::new(ab)),
+                None => Waiting::Change(b),
+            },
+            (_, next) => next,
+        }
+    }
+
+    fn into_msg(self) -> PeerMsg {
+        match self {
+            Waiting::Whole(na) => PeerMsg::Na(na),
+            Waiting::Change(d) => PeerMsg::Change(d),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Everything but announcements, in order.
     ordered: VecDeque<PeerMsg>,
     /// The newest announcement waiting per node.
-    nas: HashMap<NodeId, Arc<Announcement>>,
+    nas: HashMap<NodeId, Waiting>,
     /// Nodes with an announcement waiting, in the order they were queued.
     na_order: VecDeque<NodeId>,
     /// No more frames: the writer drains what is here, then ends.
@@ -81,23 +124,25 @@ impl Outbox {
             if q.closed {
                 return Ok(());
             }
-            match msg {
-                PeerMsg::Na(na) => {
-                    let id = na.id;
-                    match q.nas.get_mut(&id) {
-                        Some(held) if held.version >= na.version => {}
-                        Some(held) => *held = na,
-                        None => {
-                            q.nas.insert(id, na);
-                            q.na_order.push_back(id);
-                        }
-                    }
-                }
+            let waiting = match msg {
+                PeerMsg::Na(na) => Some((na.id, Waiting::Whole(na))),
+                PeerMsg::Change(d) => Some((d.id, Waiting::Change(d))),
                 msg => {
                     if q.ordered.len() >= LINK_QUEUE {
                         return Err(Full);
                     }
                     q.ordered.push_back(msg);
+                    None
+                }
+            };
+            if let Some((id, next)) = waiting {
+                match q.nas.get_mut(&id) {
+                    Some(held) if held.version() >= next.version() => {}
+                    Some(held) => *held = held.then(next),
+                    None => {
+                        q.nas.insert(id, next);
+                        q.na_order.push_back(id);
+                    }
                 }
             }
         }
@@ -128,9 +173,9 @@ impl Outbox {
                     return Some(m);
                 }
                 while let Some(id) = q.na_order.pop_front() {
-                    if let Some(na) = q.nas.remove(&id) {
+                    if let Some(w) = q.nas.remove(&id) {
                         q.shrink();
-                        return Some(PeerMsg::Na(na));
+                        return Some(w.into_msg());
                     }
                 }
                 q.shrink();
@@ -193,6 +238,60 @@ mod tests {
             got.push(seq(&m));
         }
         assert_eq!(got, [(2, 100_000), (3, 99_998), (1, 99_999)]);
+    }
+
+    fn change(seq: u64, set: &[u128], unset: &[u128]) -> PeerMsg {
+        PeerMsg::Change(Arc::new(Delta {
+            id: NodeId(1),
+            base: Version {
+                inc: 1,
+                seq: seq - 1,
+            },
+            version: Version { inc: 1, seq },
+            record: None,
+            set: set
+                .iter()
+                .map(|&id| crate::wire::peer::Neighbor {
+                    id: NodeId(id),
+                    rtt_us: None,
+                    seen_as: None,
+                })
+                .collect(),
+            unset: unset.iter().map(|&id| NodeId(id)).collect(),
+            left: false,
+        }))
+    }
+
+    fn links(m: &PeerMsg) -> Vec<u128> {
+        match m {
+            PeerMsg::Na(na) => na.neighbors.iter().map(|n| n.id.0).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_join_what_waits_of_their_node() {
+        let q = Outbox::new();
+        q.push(change(2, &[10, 11], &[])).unwrap();
+        q.push(change(3, &[12], &[10])).unwrap();
+        q.push(change(3, &[99], &[])).unwrap(); // a copy: not newer
+        assert_eq!(q.len(), 1);
+        match q.next().await {
+            Some(PeerMsg::Change(d)) => {
+                assert_eq!((d.base.seq, d.version.seq), (1, 3));
+                let set: Vec<u128> = d.set.iter().map(|n| n.id.0).collect();
+                assert_eq!((set, d.unset.clone()), (vec![11, 12], vec![NodeId(10)]));
+            }
+            m => panic!("expected one change, got {m:?}"),
+        }
+        q.push(na(1, 4)).unwrap();
+        q.push(change(5, &[20, 21], &[])).unwrap();
+        q.push(change(6, &[22], &[21])).unwrap();
+        let m = q.next().await.expect("one frame");
+        assert_eq!((seq(&m), links(&m)), ((1, 6), vec![20, 22]));
+        q.push(change(8, &[30], &[])).unwrap();
+        q.push(change(10, &[31], &[])).unwrap(); // a gap: the newer one goes
+        assert!(matches!(q.next().await, Some(PeerMsg::Change(d)) if d.version.seq == 10));
     }
 
     #[tokio::test]

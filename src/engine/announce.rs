@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{limits, Action, Engine, LinkId};
+use super::{delta, limits, Action, Engine, LinkId};
 use crate::wire::ctl::Status;
-use crate::wire::peer::{Announcement, Neighbor, NodeId, PeerMsg};
+use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg};
 
 impl Engine {
     /// Our own announcement as it stands.
@@ -18,7 +18,7 @@ impl Engine {
             .filter_map(|l| {
                 Some(Neighbor {
                     id: l.peer?,
-                    rtt_us: l.rtt_us,
+                    rtt_us: l.rtt_to_announce(),
                     seen_as: l.seen_as.clone(),
                 })
             })
@@ -51,11 +51,46 @@ impl Engine {
         self.refresh_at = self.now.ms() + self.cfg.refresh_ms();
         self.version = limits::next(self.version);
         let na = Arc::new(self.own_na());
+        let before = self.table.get(&self.me).map(|e| Arc::clone(&e.na));
         self.table.offer(Arc::clone(&na), self.now.wall_ms);
         self.actions.push(Action::NodeChanged(self.me));
         self.dirty_routes();
-        self.flood(None, PeerMsg::Na(na), true);
+        // As a change only from a version the others were sent: not from
+        // the one a node starts with, which went only into handshakes.
+        let change = before
+            .filter(|b| self.flooded_own == Some(b.version))
+            .and_then(|b| delta::diff(&b, &na))
+            .map(Arc::new);
+        self.flood_na(None, &na, change, true);
+        self.flooded_own = Some(na.version);
+        for l in self.links.values_mut().filter(|l| l.active) {
+            l.announced_rtt = l.rtt_to_announce();
+        }
         self.schedule_persist();
+    }
+
+    /// Floods an announcement: as the change `change` (from the version
+    /// before it) to the links that take changes, whole to the others.
+    pub(super) fn flood_na(
+        &mut self,
+        except: Option<LinkId>,
+        na: &Arc<Announcement>,
+        change: Option<Arc<Delta>>,
+        own: bool,
+    ) {
+        if !own && self.cfg.deadend {
+            return;
+        }
+        self.floods += 1;
+        for link in self.active_links_but(except) {
+            let msg = match &change {
+                Some(d) if self.links.get(&link).is_some_and(|l| l.deltas) => {
+                    PeerMsg::Change(Arc::clone(d))
+                }
+                _ => PeerMsg::Na(Arc::clone(na)),
+            };
+            self.actions.push(Action::Send { link, msg });
+        }
     }
 
     /// Sends `msg` on every established link but `except`. Forwarding for
@@ -79,7 +114,7 @@ impl Engine {
         // Checked before it is paced: a forgery must not take a pace token
         // or wait in place of an honest announcement.
         if self.valid_na(link, &na) && self.paced(link, &na) && self.store_na(link, &na) {
-            self.flood(Some(link), PeerMsg::Na(na), false);
+            self.flood_na(Some(link), &na, None, false);
         }
     }
 
@@ -196,20 +231,13 @@ impl Engine {
     /// Whether an announcement that came on `link` may be taken in: honest
     /// as far as can be told, allowed, and newer than the one held. One of
     /// this node itself is not, and makes it announce past it if newer.
-    fn valid_na(&mut self, link: LinkId, na: &Announcement) -> bool {
+    pub(super) fn valid_na(&mut self, link: LinkId, na: &Announcement) -> bool {
         if let Err(why) = limits::plausible(na.version, self.now.wall_ms) {
             tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
             return false;
         }
         if na.id == self.me {
-            if na.version >= self.version {
-                // A copy of us we did not make (a previous life whose
-                // snapshot is lost, a clock set back, or a forgery): move
-                // past it, so that our own record wins everywhere.
-                tracing::info!(peer = %self.describe(link), "a newer announcement of this node is about: announcing past it");
-                self.version = na.version;
-                self.announce();
-            }
+            self.own_copy(link, na.version);
             return false;
         }
         if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
@@ -224,9 +252,21 @@ impl Engine {
         self.table.version(&na.id).is_none_or(|v| na.version > v)
     }
 
+    /// An announcement of this node came in (whole or as a change): one we
+    /// did not make if it is as new as ours (a previous life whose snapshot
+    /// is lost, a clock set back, or a forgery). Move past it, so that our
+    /// own record wins everywhere.
+    pub(super) fn own_copy(&mut self, link: LinkId, version: crate::wire::peer::Version) {
+        if version >= self.version {
+            tracing::info!(peer = %self.describe(link), "a newer announcement of this node is about: announcing past it");
+            self.version = version;
+            self.announce();
+        }
+    }
+
     /// Stores a valid announcement if its link and the table have room for
     /// it; returns whether it did.
-    fn store_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
+    pub(super) fn store_na(&mut self, link: LinkId, na: &Arc<Announcement>) -> bool {
         let new = !self.table.contains_key(&na.id);
         if !self.within_link_budget(link, new) {
             return false;
@@ -242,6 +282,7 @@ impl Engine {
             self.news_record(&old, na);
         }
         self.forgotten.remove(&na.id);
+        self.wanted.remove(&na.id);
         self.actions.push(Action::NodeChanged(na.id));
         self.dirty_routes();
         self.schedule_persist();

@@ -54,6 +54,11 @@ pub struct Config {
     /// a peer cannot choose ids that collide; 0 in a simulation, which
     /// must replay exactly.
     pub hash_key: u64,
+    /// The peer protocol's minor version this node speaks
+    /// ([`crate::wire::peer::PROTO_MINOR`]); a simulation sets an older
+    /// one to stand for a daemon of the previous release (a rolling
+    /// upgrade), or to compare the network with and without a feature.
+    pub minor: u16,
 }
 
 impl Default for Config {
@@ -75,6 +80,7 @@ impl Default for Config {
             seen_cache: 4096,
             stop_linger: Duration::from_secs(3),
             hash_key: 0,
+            minor: crate::wire::peer::PROTO_MINOR,
         }
     }
 }

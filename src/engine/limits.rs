@@ -210,7 +210,11 @@ pub fn next(v: Version) -> Version {
 
 /// Bytes of a node's record, about: its texts, addresses and tags.
 pub fn record_bytes(na: &Announcement) -> usize {
-    let r = &na.record;
+    record_len(&na.record)
+}
+
+/// Bytes of a record, about (see [`record_bytes`]).
+pub fn record_len(r: &crate::wire::peer::NodeRecord) -> usize {
     let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
     r.name.len()
         + opt(&r.internal_ip)

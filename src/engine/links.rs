@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::dials::DialState;
 use super::limits;
 use super::{Action, Config, Engine, LinkId, Now};
-use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, PROTO_MAJOR, PROTO_MINOR};
+use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, MINOR_DELTAS, PROTO_MAJOR};
 use crate::wire::FrameError;
 
 /// Where a connection came from, as the daemon reports it.
@@ -53,6 +53,8 @@ pub struct Link {
     pub ping_seq: u32,
     /// Latest round-trip time, µs.
     pub rtt_us: Option<u32>,
+    /// The round-trip time our announcement last gave for this link, µs.
+    pub announced_rtt: Option<u32>,
     /// The address the peer sees us at.
     pub seen_as: Option<String>,
     /// Ids the peer listed in its digest so far (during sync only).
@@ -76,6 +78,9 @@ pub struct Link {
     pub excess: limits::Bucket,
     /// New nodes it brought (see [`limits::NEW_NODE_RATE`]).
     pub new_nodes: limits::Bucket,
+    /// The peer takes announcements as changes (both ends speak minor
+    /// [`MINOR_DELTAS`] or later).
+    pub deltas: bool,
 }
 
 /// A link silent for this many heartbeats is dead, unless its peer is
@@ -89,6 +94,18 @@ pub const DEAD_HEARTBEATS: u64 = 3;
 pub const LOSSY_HEARTBEATS: u64 = 10;
 
 impl Link {
+    /// The round-trip time to announce: the one announced before unless
+    /// the live one is new or differs by more than a quarter (and 100 µs).
+    /// RTTs wander with every ping; announcing each wander would make every
+    /// announcement a change of every link, at a hub of a thousand.
+    pub fn rtt_to_announce(&self) -> Option<u32> {
+        match (self.announced_rtt, self.rtt_us) {
+            (Some(a), Some(r)) if r.abs_diff(a) <= (a / 4).max(100) => Some(a),
+            (a, None) => a,
+            (_, r) => r,
+        }
+    }
+
     /// When the link is dead if nothing more arrives, ms.
     pub fn dead_at(&self) -> u64 {
         let normal = self.last_rx_ms + DEAD_HEARTBEATS * self.hb_ms;
@@ -149,6 +166,7 @@ impl Engine {
                 ping_out: None,
                 ping_seq: 0,
                 rtt_us: None,
+                announced_rtt: None,
                 seen_as: None,
                 digest_seen: None,
                 packets_ms: 0,
@@ -159,14 +177,21 @@ impl Engine {
                 answers: limits::Bucket::default(),
                 excess: limits::Bucket::default(),
                 new_nodes: limits::Bucket::default(),
+                deltas: false,
             },
         );
         let hello = Hello {
             proto: PROTO_MAJOR,
-            minor: PROTO_MINOR,
+            minor: self.cfg.minor,
             id: self.me,
             hb_ms: self.cfg.heartbeat_ms(),
-            na: self.own_na(),
+            // The version last announced as it was announced, not as it
+            // would be now: one version has one content everywhere, or a
+            // change made from it would not apply the same everywhere.
+            na: self
+                .table
+                .get(&self.me)
+                .map_or_else(|| self.own_na(), |e| e.na.as_ref().clone()),
             seen_as: super::table::split_addr(&info.remote).0.to_string(),
         };
         self.actions.push(Action::Send {
@@ -223,10 +248,17 @@ impl Engine {
             _ if !established => self.close(link, "protocol error: expected hello first"),
             PeerMsg::Hello(_) => self.close(link, "protocol error: second hello"),
             PeerMsg::Ping { s, r } => {
+                let mut first = false;
                 if let Some(l) = self.links.get_mut(&link) {
                     if r.is_some() {
+                        first = l.rtt_us.is_none();
                         l.rtt_us = r;
                     }
+                }
+                if first {
+                    // The link's RTT is known: announce it (a change of one
+                    // link, batched with others by the debounce).
+                    self.schedule_announce();
                 }
                 self.actions.push(Action::Send {
                     link,
@@ -234,13 +266,15 @@ impl Engine {
                 });
             }
             PeerMsg::Pong { s } => {
+                let mut first = false;
                 if let Some(l) = self.links.get_mut(&link) {
                     if let Some((seq, sent)) = l.ping_out {
                         if seq == s {
                             if l.rtt_us.is_none() {
                                 // First measurement: pass it on at once, so the
-                                // other end knows the RTT too.
+                                // other end knows the RTT too, and announce it.
                                 l.next_ping_ms = Some(ms);
+                                first = true;
                             }
                             l.rtt_us =
                                 Some(now.mono_us.saturating_sub(sent).min(u32::MAX as u64) as u32);
@@ -248,11 +282,24 @@ impl Engine {
                         }
                     }
                 }
+                if first {
+                    self.schedule_announce();
+                }
             }
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
             PeerMsg::Na(na) => {
                 if self.links.get(&link).is_some_and(|l| l.active) {
                     self.on_na(link, na)
+                }
+            }
+            PeerMsg::Change(d) => {
+                if self.links.get(&link).is_some_and(|l| l.active) {
+                    self.on_change(link, d)
+                }
+            }
+            PeerMsg::Want { id } => {
+                if self.links.get(&link).is_some_and(|l| l.active) {
+                    self.on_want(link, id)
                 }
             }
             PeerMsg::Forget { id, version } => {
@@ -266,8 +313,8 @@ impl Engine {
     fn on_hello(&mut self, link: LinkId, h: Hello) {
         if h.proto != PROTO_MAJOR {
             let reason = format!(
-                "protocol version mismatch: we speak {PROTO_MAJOR}.{PROTO_MINOR}, peer speaks {}.{}",
-                h.proto, h.minor
+                "protocol version mismatch: we speak {PROTO_MAJOR}.{}, peer speaks {}.{}",
+                self.cfg.minor, h.proto, h.minor
             );
             tracing::warn!(peer = %self.describe(link), "{reason}");
             self.actions.push(Action::Send {
@@ -293,6 +340,7 @@ impl Engine {
             return;
         };
         l.peer = Some(h.id);
+        l.deltas = h.minor >= MINOR_DELTAS && self.cfg.minor >= MINOR_DELTAS;
         l.peer_name = h.na.record.name.clone();
         l.seen_as = Some(h.seen_as);
         // Silence is judged by our own clock, whatever the peer's: one

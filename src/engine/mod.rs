@@ -16,6 +16,7 @@
 mod announce;
 mod commands;
 pub mod config;
+pub mod delta;
 mod dials;
 mod forget;
 mod gather;
@@ -156,6 +157,12 @@ pub struct Engine {
     /// Nodes dropped to make room in a full table (see
     /// [`limits::EVICT_RATE`]).
     evictions: limits::Bucket,
+    /// Nodes whose whole announcement was asked for, and when, ms (see
+    /// [`delta`]).
+    wanted: IdMap<u64>,
+    /// The version of our own announcement last flooded: a change is made
+    /// only from it.
+    flooded_own: Option<Version>,
 }
 
 impl Engine {
@@ -242,6 +249,8 @@ impl Engine {
             news,
             pace: pace::Pace::new(hash_key),
             evictions: limits::Bucket::default(),
+            wanted: idmap::new_map(hash_key),
+            flooded_own: None,
         };
         let na = e.own_na();
         e.table.offer(Arc::new(na), now.wall_ms);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::idmap::{new_map, IdMap};
 use super::limits;
 use super::{Engine, LinkId};
-use crate::wire::peer::{Announcement, PeerMsg};
+use crate::wire::peer::{Announcement, NodeId};
 
 /// One node's pace: a token bucket of [`limits::NODE_NA_RATE`], in 16
 /// bytes (one per node that announced in the last second or so).
@@ -90,6 +90,11 @@ impl Pace {
         }
     }
 
+    /// The announcement of `id` held back, if any.
+    pub fn held(&self, id: &NodeId) -> Option<&Arc<Announcement>> {
+        self.held.get(id).map(|(na, _)| na)
+    }
+
     /// When the next held announcement is due, ms.
     pub fn due(&self) -> Option<u64> {
         self.held
@@ -139,6 +144,7 @@ impl Engine {
         if ms >= self.pace.swept_ms + 1000 {
             self.pace.swept_ms = ms;
             self.pace_sweep(ms);
+            self.wanted_sweep(ms);
         }
         if self.pace.held.is_empty() {
             return;
@@ -161,7 +167,7 @@ impl Engine {
             }
             if self.accept_na(link, &na) {
                 let from = self.links.contains_key(&link).then_some(link);
-                self.flood(from, PeerMsg::Na(na), false);
+                self.flood_na(from, &na, None, false);
             }
         }
     }

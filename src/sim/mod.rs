@@ -407,13 +407,14 @@ impl Sim {
             Action::Send { link, msg } => {
                 self.counters.frames += 1;
                 *self.counters.by_type.entry(msg_type(&msg)).or_default() += 1;
-                if self.net.count_bytes {
-                    self.counters.bytes += crate::wire::encode(&msg).map_or(0, |b| b.len() as u64);
-                }
                 let Some(end) = end_in(&self.ends, i, link) else {
                     return;
                 };
                 let ((j, lj), open, last) = (end.peer, end.open, end.last_us);
+                if self.net.count_bytes {
+                    let b = crate::wire::encode(&msg).map_or(0, |b| b.len() as u64);
+                    self.counters.count(i, j, msg_type(&msg), b);
+                }
                 if !open || self.cut.contains(&(i, j)) {
                     return;
                 }

@@ -44,6 +44,36 @@ pub struct Counters {
     pub bytes: u64,
     /// Frames by message type.
     pub by_type: BTreeMap<&'static str, u64>,
+    /// Bytes by message type, if counted.
+    pub bytes_by_type: BTreeMap<&'static str, u64>,
+    /// Bytes sent by each node (by index), if counted.
+    pub bytes_from: Vec<u64>,
+    /// Bytes sent to each node (by index), if counted.
+    pub bytes_to: Vec<u64>,
+}
+
+impl Counters {
+    /// Counts `bytes` sent from node `from` to node `to`.
+    pub(super) fn count(&mut self, from: usize, to: usize, kind: &'static str, bytes: u64) {
+        self.bytes += bytes;
+        *self.bytes_by_type.entry(kind).or_default() += bytes;
+        for (v, i) in [(&mut self.bytes_from, from), (&mut self.bytes_to, to)] {
+            if v.len() <= i {
+                v.resize(i + 1, 0);
+            }
+            v[i] += bytes;
+        }
+    }
+
+    /// Bytes sent by node `i` so far.
+    pub fn sent_by(&self, i: usize) -> u64 {
+        self.bytes_from.get(i).copied().unwrap_or(0)
+    }
+
+    /// Bytes sent to node `i` so far.
+    pub fn sent_to(&self, i: usize) -> u64 {
+        self.bytes_to.get(i).copied().unwrap_or(0)
+    }
 }
 
 /// A message's type, for [`Counters::by_type`].
@@ -55,6 +85,8 @@ pub(super) fn msg_type(m: &PeerMsg) -> &'static str {
         PeerMsg::Pong { .. } => "pong",
         PeerMsg::Digest { .. } => "digest",
         PeerMsg::Na(_) => "na",
+        PeerMsg::Change(_) => "change",
+        PeerMsg::Want { .. } => "want",
         PeerMsg::Forget { .. } => "forget",
         PeerMsg::Cmd(_) => "cmd",
         PeerMsg::Resp(_) => "resp",

@@ -15,8 +15,10 @@
 //!    |-- Ping{s} ---------------------------->|   every heartbeat, dialer
 //!    |<-- Pong{s} ----------------------------|   only: the echo gives RTT
 //!    |                                        |
-//!    |<-- Na / Forget / Cmd / Resp ---------->|   floods and routed
-//!                                                 commands, any time
+//!    |<-- Na / Change / Forget / Cmd / Resp ->|   floods and routed
+//!    |                                        |   commands, any time
+//!    |<-- Want{id} ---------------------------|   a Change whose base the
+//!    |--- Na -------------------------------->|   receiver lacks: send it whole
 //! ```
 //!
 //! Any frame counts as proof of life; a link silent for three heartbeat
@@ -31,8 +33,13 @@ pub use super::types::{Hop, NodeId, Version};
 
 /// Major protocol version: peers with another major version are refused.
 pub const PROTO_MAJOR: u16 = 1;
-/// Minor protocol version: informational, differences are tolerated.
-pub const PROTO_MINOR: u16 = 0;
+/// Minor protocol version: differences are tolerated, and a feature is
+/// used on a link only when both ends speak the minor version that brought
+/// it. 1: announcements may travel as changes ([`Delta`], [`PeerMsg::Change`],
+/// [`PeerMsg::Want`]); a 1.0 peer gets them whole.
+pub const PROTO_MINOR: u16 = 1;
+/// The first minor version that takes [`PeerMsg::Change`].
+pub const MINOR_DELTAS: u16 = 1;
 
 /// What a node says about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +93,32 @@ pub struct Announcement {
     /// The node's live links.
     pub neighbors: Vec<Neighbor>,
     /// The node said goodbye (graceful stop).
+    #[serde(default)]
+    pub left: bool,
+}
+
+/// The change from one version of a node's announcement to the next: what
+/// a hub sends when one of its thousand links comes or goes, instead of all
+/// thousand. It applies only to the version it was made from (`base`);
+/// a node holding another asks for the whole announcement ([`PeerMsg::Want`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Whose announcement.
+    pub id: NodeId,
+    /// The version it applies to.
+    pub base: Version,
+    /// The version it makes.
+    pub version: Version,
+    /// The node's record, if it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<NodeRecord>,
+    /// Links added or changed (in id order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<Neighbor>,
+    /// Links gone (in id order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unset: Vec<NodeId>,
+    /// The node said goodbye.
     #[serde(default)]
     pub left: bool,
 }
@@ -201,6 +234,15 @@ pub enum PeerMsg {
     },
     /// A node announcement, flooded.
     Na(Arc<Announcement>),
+    /// A change to a node announcement, flooded like one (only to peers of
+    /// minor version [`MINOR_DELTAS`] or later).
+    Change(Arc<Delta>),
+    /// Send me your whole announcement of this node: a change arrived for
+    /// a version I do not hold.
+    Want {
+        /// The node.
+        id: NodeId,
+    },
     /// Drop a node from every table, flooded.
     Forget {
         /// The node.

@@ -417,4 +417,5 @@ fn all_returns_when_every_alive_node_answered() {
 }
 
 mod bounds;
+mod changes;
 mod hostile;
