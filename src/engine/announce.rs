@@ -5,6 +5,11 @@
 use std::sync::Arc;
 
 use super::{delta, limits, Action, Engine, LinkId};
+
+/// How long a new link's announcement waits for its RTT, ms: a few round
+/// trips on any LAN; a slower link is announced without it, and its RTT
+/// after.
+pub const RTT_WAIT_MS: u64 = 50;
 use crate::wire::ctl::Status;
 use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg};
 
@@ -34,14 +39,29 @@ impl Engine {
         }
     }
 
-    /// Something in our announcement changed: re-announce after the debounce.
-    /// Leading edge: a change after a quiet spell goes out at once; more
-    /// changes within the debounce wait for its end and go out together.
-    pub(super) fn schedule_announce(&mut self) {
-        if self.announce_at.is_none() {
-            let at = self.announced_ms + self.cfg.announce_debounce_ms();
-            self.announce_at = Some(at.max(self.now.ms()));
+    /// A link came up: announce it once its RTT is known (the dialler
+    /// measures it at once, the other side hears it from the next ping),
+    /// or after [`RTT_WAIT_MS`] without it. One flood carries the link and
+    /// its RTT; announcing the RTT on its own would be a second.
+    pub(super) fn schedule_link_announce(&mut self) {
+        let at =
+            (self.now.ms() + RTT_WAIT_MS).max(self.announced_ms + self.cfg.announce_debounce_ms());
+        self.announce_at = Some(self.announce_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// A link's first RTT is known: announce now (after the debounce) if
+    /// no other new link still waits for its own.
+    pub(super) fn link_rtt_known(&mut self) {
+        let waiting = self
+            .links
+            .values()
+            .any(|l| l.active && l.rtt_us.is_none() && l.announced_rtt.is_none());
+        if waiting && self.announce_at.is_some() {
+            return;
         }
+        let at = self.announced_ms + self.cfg.announce_debounce_ms();
+        let at = at.max(self.now.ms());
+        self.announce_at = Some(self.announce_at.map_or(at, |t| t.min(at)));
     }
 
     /// Originates a new version of our announcement and floods it.

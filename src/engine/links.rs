@@ -256,9 +256,7 @@ impl Engine {
                     }
                 }
                 if first {
-                    // The link's RTT is known: announce it (a change of one
-                    // link, batched with others by the debounce).
-                    self.schedule_announce();
+                    self.link_rtt_known();
                 }
                 self.actions.push(Action::Send {
                     link,
@@ -283,7 +281,7 @@ impl Engine {
                     }
                 }
                 if first {
-                    self.schedule_announce();
+                    self.link_rtt_known();
                 }
             }
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
@@ -396,7 +394,7 @@ impl Engine {
         self.accept_na(link, &Arc::new(h.na));
         self.send_digest(link);
         self.dirty_routes();
-        self.schedule_announce();
+        self.schedule_link_announce();
         if let Some(addr) = dialled {
             self.dial_resolved(&addr, Ok(h.id));
         }
