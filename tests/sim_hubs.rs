@@ -79,6 +79,54 @@ fn a_join_at_a_hub_costs_each_neighbour_the_same_at_any_degree() {
     );
 }
 
+/// RTTs measured while a docker host's containers all start are a
+/// thousand times those at rest (115 ms on a loopback, then 0.1 ms). Every
+/// one drifted, so the next change at the hub announced all of them: at
+/// 500 real daemons one join moved 32 MB, the hub's whole announcement to
+/// every neighbour twice. Drifted RTTs now ride along a few at a time.
+#[test]
+fn rtts_that_drifted_do_not_make_a_change_at_a_hub_whole() {
+    let mut sim = Sim::new(
+        5,
+        NetConfig {
+            count_bytes: true,
+            delay_us: 50_000,
+            ..NetConfig::default()
+        },
+    );
+    let hub = sim.add_node(Config::default(), &[]);
+    for _ in 0..300 {
+        sim.add_node(Config::default(), &[hub]);
+    }
+    for i in 0..sim.len() {
+        sim.start(i);
+    }
+    assert!(sim.run_until_true(60 * SEC, Sim::converged).is_some());
+    sim.run_for(2 * SEC);
+    sim.set_delay(100);
+    sim.run_for(5 * SEC);
+    let before = sim.counters.clone();
+    let new = sim.add_node(Config::default(), &[hub]);
+    sim.start(new);
+    assert!(sim.run_until_true(10 * SEC, Sim::converged).is_some());
+    sim.run_for(SEC);
+    let c = &sim.counters;
+    let to_others = (c.sent_by(hub) - before.sent_by(hub)) - (c.sent_to(new) - before.sent_to(new));
+    let per = to_others / 300;
+    assert!(per < 2000, "a join cost each neighbour {per} bytes");
+    // The hub's announcement gives its links' RTTs as they are now, up to
+    // eight of them at a time.
+    let at_hub = |s: &Sim| {
+        let e = s.engine(1).expect("up");
+        let x = e.table().get(&s.id(hub)).expect("hub known");
+        x.na.neighbors
+            .iter()
+            .filter(|n| n.rtt_us.is_some_and(|r| r < 10_000))
+            .count()
+    };
+    assert!((8..=20).contains(&at_hub(&sim)), "{}", at_hub(&sim));
+}
+
 /// What one table holds of one node: id, status, version, links.
 type Row = (String, Status, String, Vec<String>);
 

@@ -53,6 +53,14 @@ impl Waiting {
         }
     }
 
+    /// Whether `next` says more: a newer version, or the same one whole
+    /// where a change waits (the answer to a peer that asked for it
+    /// whole: the change would not apply there).
+    fn older_than(&self, next: &Waiting) -> bool {
+        let whole = matches!(next, Waiting::Whole(_)) && matches!(self, Waiting::Change(_));
+        next.version() > self.version() || (whole && next.version() == self.version())
+    }
+
     /// What waits once `next` (newer) comes: `next`, or both as one.
     fn then(&self, next: Waiting) -> Waiting {
         match (self, next) {
@@ -137,7 +145,7 @@ impl Outbox {
             };
             if let Some((id, next)) = waiting {
                 match q.nas.get_mut(&id) {
-                    Some(held) if held.version() >= next.version() => {}
+                    Some(held) if !held.older_than(&next) => {}
                     Some(held) => *held = held.then(next),
                     None => {
                         q.nas.insert(id, next);
@@ -289,6 +297,9 @@ mod tests {
         q.push(change(6, &[22], &[21])).unwrap();
         let m = q.next().await.expect("one frame");
         assert_eq!((seq(&m), links(&m)), ((1, 6), vec![20, 22]));
+        q.push(change(7, &[30], &[])).unwrap();
+        q.push(na(1, 7)).unwrap(); // asked for whole: it wins
+        assert!(matches!(q.next().await, Some(PeerMsg::Na(n)) if n.version.seq == 7));
         q.push(change(8, &[30], &[])).unwrap();
         q.push(change(10, &[31], &[])).unwrap(); // a gap: the newer one goes
         assert!(matches!(q.next().await, Some(PeerMsg::Change(d)) if d.version.seq == 10));

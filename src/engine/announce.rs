@@ -10,6 +10,10 @@ use super::{delta, limits, Action, Engine, LinkId};
 /// trips on any LAN; a slower link is announced without it, and its RTT
 /// after.
 pub const RTT_WAIT_MS: u64 = 50;
+
+/// How many drifted RTTs one announcement updates (see
+/// [`Engine::announced_rtts`]).
+pub const RTT_UPDATES: usize = 8;
 use crate::wire::ctl::Status;
 use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg};
 
@@ -23,7 +27,7 @@ impl Engine {
             .filter_map(|l| {
                 Some(Neighbor {
                     id: l.peer?,
-                    rtt_us: l.rtt_to_announce(),
+                    rtt_us: l.announced_rtt,
                     seen_as: l.seen_as.clone(),
                 })
             })
@@ -64,12 +68,37 @@ impl Engine {
         self.announce_at = Some(self.announce_at.map_or(at, |t| t.min(at)));
     }
 
+    /// Which RTTs the next announcement gives: a link's first measurement,
+    /// and of the links whose RTT drifted by over a quarter since it was
+    /// announced, the [`RTT_UPDATES`] that drifted most. RTTs wander, and
+    /// under load by a thousandfold (115 ms on a loopback while 500
+    /// daemons start, 0.1 ms after); giving every drifted one would make
+    /// the next change at a hub a change of all its links. Drifted RTTs
+    /// ride along with changes that go out anyway, a few at a time.
+    fn announced_rtts(&mut self) {
+        let mut drifted: Vec<(u64, LinkId)> = Vec::new();
+        for (id, l) in self.links.iter_mut().filter(|(_, l)| l.active) {
+            if l.announced_rtt.is_none() {
+                l.announced_rtt = l.rtt_us;
+            } else if let Some(d) = l.rtt_drift() {
+                drifted.push((d, *id));
+            }
+        }
+        drifted.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in drifted.into_iter().take(RTT_UPDATES) {
+            if let Some(l) = self.links.get_mut(&id) {
+                l.announced_rtt = l.rtt_us;
+            }
+        }
+    }
+
     /// Originates a new version of our announcement and floods it.
     pub(super) fn announce(&mut self) {
         self.announce_at = None;
         self.announced_ms = self.now.ms();
         self.refresh_at = self.now.ms() + self.cfg.refresh_ms();
         self.version = limits::next(self.version);
+        self.announced_rtts();
         let na = Arc::new(self.own_na());
         let before = self.table.get(&self.me).map(|e| Arc::clone(&e.na));
         self.table.offer(Arc::clone(&na), self.now.wall_ms);
@@ -83,9 +112,7 @@ impl Engine {
             .map(Arc::new);
         self.flood_na(None, &na, change, true);
         self.flooded_own = Some(na.version);
-        for l in self.links.values_mut().filter(|l| l.active) {
-            l.announced_rtt = l.rtt_to_announce();
-        }
+
         self.schedule_persist();
     }
 
@@ -302,7 +329,13 @@ impl Engine {
             self.news_record(&old, na);
         }
         self.forgotten.remove(&na.id);
-        self.wanted.remove(&na.id);
+        if self
+            .wanted
+            .get(&na.id)
+            .is_some_and(|w| na.version >= w.version)
+        {
+            self.wanted.remove(&na.id);
+        }
         self.actions.push(Action::NodeChanged(na.id));
         self.dirty_routes();
         self.schedule_persist();

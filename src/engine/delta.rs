@@ -16,11 +16,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{limits, Action, Engine, LinkId};
-use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg};
+use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg, Version};
 
 /// How long a node waits for the whole announcement it asked a link for
 /// before it asks again, ms.
 const WANT_AGAIN_MS: u64 = 1000;
+/// How many times it asks.
+const WANT_TRIES: u8 = 3;
+
+/// A whole announcement asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    /// The link asked (the one the change came on).
+    link: LinkId,
+    /// The version the change made: what is needed.
+    pub(super) version: Version,
+    /// When it was last asked, ms.
+    asked_ms: u64,
+    /// How many times.
+    tries: u8,
+}
 
 impl Engine {
     /// A change to a node's announcement arrived on `link`: applied to the
@@ -54,7 +69,7 @@ impl Engine {
             (Some(s), _) if s.version == d.base => (s, true),
             (_, Some(h)) if h.version == d.base => (h, false),
             (stored, _) => {
-                self.want(link, d.id, stored.is_none());
+                self.want(link, d.id, d.version, stored.is_none());
                 return;
             }
         };
@@ -70,13 +85,16 @@ impl Engine {
         }
     }
 
-    /// Asks `link` for the whole announcement of `id`, unless asked lately.
-    /// A node not known here counts as a new node against what the link
-    /// may bring: a peer making up changes of made-up nodes is shed as one
-    /// announcing them would be.
-    fn want(&mut self, link: LinkId, id: NodeId, new: bool) {
+    /// Asks `link` for the whole announcement of `id` (at least `version`),
+    /// unless asked lately; asked again while it has not come (see
+    /// [`Engine::wanted_timers`]). A node not known here counts as a new
+    /// node against what the link may bring: a peer making up changes of
+    /// made-up nodes is shed as one announcing them would be.
+    fn want(&mut self, link: LinkId, id: NodeId, version: Version, new: bool) {
         let ms = self.now.ms();
-        if self.wanted.get(&id).is_some_and(|t| ms < t + WANT_AGAIN_MS) {
+        if let Some(w) = self.wanted.get_mut(&id) {
+            // Asked already: the answer, or the next try, brings it.
+            w.version = w.version.max(version);
             return;
         }
         if new {
@@ -93,7 +111,15 @@ impl Engine {
                 return;
             }
         }
-        self.wanted.insert(id, ms);
+        self.wanted.insert(
+            id,
+            Wanted {
+                link,
+                version,
+                asked_ms: ms,
+                tries: 1,
+            },
+        );
         self.actions.push(Action::Send {
             link,
             msg: PeerMsg::Want { id },
@@ -126,9 +152,44 @@ impl Engine {
         });
     }
 
-    /// Lets go of requests for whole announcements long unanswered.
-    pub(super) fn wanted_sweep(&mut self, ms: u64) {
-        self.wanted.retain(|_, t| ms < *t + WANT_AGAIN_MS);
+    /// Asks again for whole announcements that have not come (the answer
+    /// was lost with its link, or the peer had none newer), on the link
+    /// the change came on while it is up, a few times; a change seen later
+    /// asks anew. Without this a node that missed a change at rest would
+    /// hold the old version until the next one.
+    pub(super) fn wanted_timers(&mut self, ms: u64) {
+        let mut again = Vec::new();
+        let table = &self.table;
+        let links = &self.links;
+        self.wanted.retain(|id, w| {
+            if table.version(id).is_some_and(|v| v >= w.version) {
+                return false;
+            }
+            if ms < w.asked_ms + WANT_AGAIN_MS {
+                return true;
+            }
+            if w.tries >= WANT_TRIES || !links.get(&w.link).is_some_and(|l| l.active) {
+                return false;
+            }
+            w.tries += 1;
+            w.asked_ms = ms;
+            again.push((w.link, *id));
+            true
+        });
+        for (link, id) in again {
+            self.actions.push(Action::Send {
+                link,
+                msg: PeerMsg::Want { id },
+            });
+        }
+    }
+
+    /// When a request for a whole announcement is to be made again, ms.
+    pub(super) fn wanted_due(&self) -> Option<u64> {
+        self.wanted
+            .values()
+            .map(|w| w.asked_ms + WANT_AGAIN_MS)
+            .min()
     }
 }
 

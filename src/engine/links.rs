@@ -53,7 +53,8 @@ pub struct Link {
     pub ping_seq: u32,
     /// Latest round-trip time, µs.
     pub rtt_us: Option<u32>,
-    /// The round-trip time our announcement last gave for this link, µs.
+    /// The round-trip time our announcements give for this link, µs
+    /// (see [`Engine::announced_rtts`]).
     pub announced_rtt: Option<u32>,
     /// The address the peer sees us at.
     pub seen_as: Option<String>,
@@ -94,16 +95,12 @@ pub const DEAD_HEARTBEATS: u64 = 3;
 pub const LOSSY_HEARTBEATS: u64 = 10;
 
 impl Link {
-    /// The round-trip time to announce: the one announced before unless
-    /// the live one is new or differs by more than a quarter (and 100 µs).
-    /// RTTs wander with every ping; announcing each wander would make every
-    /// announcement a change of every link, at a hub of a thousand.
-    pub fn rtt_to_announce(&self) -> Option<u32> {
-        match (self.announced_rtt, self.rtt_us) {
-            (Some(a), Some(r)) if r.abs_diff(a) <= (a / 4).max(100) => Some(a),
-            (a, None) => a,
-            (_, r) => r,
-        }
+    /// How far the live RTT has drifted from the one announced, in
+    /// thousandths of it, if by more than a quarter and 100 µs.
+    pub fn rtt_drift(&self) -> Option<u64> {
+        let (a, r) = (self.announced_rtt?, self.rtt_us?);
+        let d = r.abs_diff(a);
+        (d > (a / 4).max(100)).then(|| u64::from(d) * 1000 / u64::from(a.max(1)))
     }
 
     /// When the link is dead if nothing more arrives, ms.

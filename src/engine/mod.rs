@@ -157,9 +157,8 @@ pub struct Engine {
     /// Nodes dropped to make room in a full table (see
     /// [`limits::EVICT_RATE`]).
     evictions: limits::Bucket,
-    /// Nodes whose whole announcement was asked for, and when, ms (see
-    /// [`delta`]).
-    wanted: IdMap<u64>,
+    /// Nodes whose whole announcement was asked for (see [`delta`]).
+    wanted: IdMap<delta::Wanted>,
     /// The version of our own announcement last flooded: a change is made
     /// only from it.
     flooded_own: Option<Version>,
@@ -341,6 +340,7 @@ impl Engine {
         self.pending_timers(ms);
         self.news_grace(ms);
         self.pace_timers(ms);
+        self.wanted_timers(ms);
         if ms >= self.housekeep_at {
             self.housekeep_at = ms + 10_000;
             self.forget_old();
@@ -367,6 +367,7 @@ impl Engine {
         consider(self.routes_at);
         consider(self.news.grace_until());
         consider(self.pace.due());
+        consider(self.wanted_due());
         for l in self.links.values() {
             consider(Some(l.next_deadline(&self.cfg)));
         }

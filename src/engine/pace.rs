@@ -144,7 +144,6 @@ impl Engine {
         if ms >= self.pace.swept_ms + 1000 {
             self.pace.swept_ms = ms;
             self.pace_sweep(ms);
-            self.wanted_sweep(ms);
         }
         if self.pace.held.is_empty() {
             return;

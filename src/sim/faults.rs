@@ -42,6 +42,12 @@ impl Sim {
         self.stalled.insert((a, b), self.now_us + us);
     }
 
+    /// Sets every frame's one-way delay from now on, µs (a machine under
+    /// load, then at rest).
+    pub fn set_delay(&mut self, us: u64) {
+        self.net.delay_us = us;
+    }
+
     /// Removes every cut.
     pub fn heal(&mut self) {
         self.cut.clear();

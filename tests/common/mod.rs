@@ -110,6 +110,24 @@ impl Daemon {
         d
     }
 
+    /// Starts many daemons at once (a docker host's containers after a
+    /// reboot), then waits until each socket answers: `(name, ip, extra)`.
+    pub fn start_all(specs: &[(String, String, Vec<String>)]) -> Vec<Daemon> {
+        let mut ds: Vec<Daemon> = specs
+            .iter()
+            .map(|(name, ip, extra)| {
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                let mut d = Daemon::unstarted(name, ip, &extra);
+                d.launch();
+                d
+            })
+            .collect();
+        for d in &mut ds {
+            d.wait_up();
+        }
+        ds
+    }
+
     fn unstarted(name: &str, ip: &str, extra: &[&str]) -> Daemon {
         let tmp = TempDir::new(name);
         Daemon {
@@ -125,6 +143,11 @@ impl Daemon {
 
     /// (Re)starts the process with the same state dir and arguments.
     pub fn spawn(&mut self) {
+        self.launch();
+        self.wait_up();
+    }
+
+    fn launch(&mut self) {
         let log = File::options()
             .create(true)
             .append(true)
@@ -142,6 +165,9 @@ impl Daemon {
             .spawn()
             .expect("spawn daemon");
         self.child = Some(child);
+    }
+
+    fn wait_up(&self) {
         let ok = wait_for(DEADLINE, || self.client(&["info"]).status.success());
         assert!(
             ok,

@@ -90,10 +90,19 @@ fn a_change_to_a_version_not_held_asks_for_the_whole_once() {
     let a = e.take_actions();
     assert_eq!(wants(&a, 1), 1, "{a:?}");
     assert_eq!(links_of(&e, 20), Some((1, vec![9])), "nothing applied");
-    e.frame(now(250), 1, PeerMsg::Na(Arc::new(na(20, 6, &[9, 23]))));
+    // No answer (lost with a queue, or nothing newer there): asked again a
+    // second later, though nothing more comes, a few times.
+    let mut again = 0;
+    for ms in (300..6000).step_by(100) {
+        e.frame(now(ms), 1, PeerMsg::Ping { s: 0, r: None });
+        e.tick(now(ms));
+        again += wants(&e.take_actions(), 1);
+    }
+    assert_eq!(again, 2, "asked three times in all");
+    e.frame(now(6100), 1, PeerMsg::Na(Arc::new(na(20, 6, &[9, 23]))));
     assert_eq!(links_of(&e, 20), Some((6, vec![9, 23])));
     // The peer asks us: it gets what we hold.
-    e.frame(now(300), 1, PeerMsg::Want { id: NodeId(20) });
+    e.frame(now(6200), 1, PeerMsg::Want { id: NodeId(20) });
     let a = e.take_actions();
     assert!(
         matches!(sent(&a, 1)[..], [PeerMsg::Na(n)] if n.version.seq == 6),
