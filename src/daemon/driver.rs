@@ -28,6 +28,9 @@ use crate::wire::peer::NodeId;
 /// Changes go to watchers (`daust top`) at most this often.
 const WATCH_BATCH: Duration = Duration::from_millis(10);
 
+/// How often links are looked at for frames waiting in the input queue.
+const WAITING_CHECK: Duration = Duration::from_millis(100);
+
 /// How long shutdown waits for peers to close their side after ours.
 const LINGER: Duration = Duration::from_millis(500);
 
@@ -106,6 +109,9 @@ pub struct Driver {
     changed: BTreeSet<NodeId>,
     removed: BTreeSet<NodeId>,
     flushed: TokioInstant,
+    /// When links were last looked at for frames waiting (see
+    /// [`Driver::frames_waiting`]).
+    waiting_checked: TokioInstant,
     /// Why the daemon stops, for the streams' goodbye.
     stop_reason: String,
     exiting: bool,
@@ -139,6 +145,7 @@ impl Driver {
             changed: BTreeSet::new(),
             removed: BTreeSet::new(),
             flushed: TokioInstant::now(),
+            waiting_checked: TokioInstant::now(),
             stop_reason: "stop".into(),
             exiting: false,
         }
@@ -165,6 +172,7 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(wake) => {
                     if self.clock.instant(self.engine.next_wakeup()) <= TokioInstant::now() {
+                        self.frames_waiting();
                         self.engine.tick(self.clock.now());
                         lograte::report();
                     }
@@ -174,6 +182,24 @@ impl Driver {
         }
         self.shutdown(rx).await;
         Ok(())
+    }
+
+    /// Tells the engine which links have frames waiting for it in the
+    /// input queue, before its timers judge their silence: a link is
+    /// silent when its peer sends nothing, not when this daemon is behind
+    /// (see [`crate::engine::Engine::packets_arrive`]). At most every
+    /// [`WAITING_CHECK`]: it looks at every link.
+    fn frames_waiting(&mut self) {
+        if self.waiting_checked.elapsed() < WAITING_CHECK {
+            return;
+        }
+        self.waiting_checked = TokioInstant::now();
+        let now = self.clock.now();
+        for (id, h) in &self.links {
+            if h.frames_waiting() {
+                self.engine.packets_arrive(now, *id);
+            }
+        }
     }
 
     /// When the loop must wake next: the engine's timers, the watchers'
@@ -234,7 +260,12 @@ impl Driver {
                 self.links.insert(link, handle);
                 self.engine.link_up(now, link, info);
             }
-            Input::Frame { link, msg, .. } => self.engine.frame(now, link, msg),
+            Input::Frame { link, msg, .. } => {
+                if let Some(h) = self.links.get_mut(&link) {
+                    h.taken += 1;
+                }
+                self.engine.frame(now, link, msg)
+            }
             Input::PacketsArrive { link } => self.engine.packets_arrive(now, link),
             Input::BadFrame { link, err } => {
                 metrics::add(&metrics::IO.bad_frames, 1);

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,6 +84,20 @@ pub struct LinkHandle {
     /// The writer, awaited at shutdown so queued frames (answers, the
     /// goodbye) leave before the process exits.
     pub writer: tokio::task::JoinHandle<()>,
+    /// Frames the reader has read off the socket.
+    pub heard: Arc<AtomicU64>,
+    /// Frames the engine has taken in (kept by the driver): fewer than
+    /// `heard` while frames wait in the input queue.
+    pub taken: u64,
+}
+
+impl LinkHandle {
+    /// Whether frames read from this link wait for the engine: the peer
+    /// is alive, though the engine has not seen it yet (a hub behind a
+    /// thousand links starting at once).
+    pub fn frames_waiting(&self) -> bool {
+        self.heard.load(Ordering::Relaxed) > self.taken
+    }
 }
 
 /// Starts the tasks of a new connection and tells the driver about it.
@@ -147,11 +162,20 @@ pub async fn start_link(
     let (rd, wr) = stream.into_split();
     let out = Outbox::new();
     let writer = tokio::spawn(write_loop(wr, out.clone(), sealer));
-    let reader = tokio::spawn(read_loop(rd, link, inputs.clone(), permits, opener));
+    let heard = Arc::new(AtomicU64::new(0));
+    let reader = tokio::spawn(read_loop(
+        rd,
+        (link, heard.clone()),
+        inputs.clone(),
+        permits,
+        opener,
+    ));
     let handle = LinkHandle {
         out: Closing(out),
         reader,
         writer,
+        heard,
+        taken: 0,
     };
     let info = LinkInfo { dialled, remote };
     if let Err(mpsc::error::SendError(Input::LinkUp { handle, .. })) =
@@ -164,7 +188,7 @@ pub async fn start_link(
 
 async fn read_loop(
     mut rd: OwnedReadHalf,
-    link: LinkId,
+    (link, heard): (LinkId, Arc<AtomicU64>),
     inputs: mpsc::Sender<Input>,
     mut permits: Option<Permits>,
     mut opener: Option<Opener>,
@@ -192,6 +216,7 @@ async fn read_loop(
                 if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
                     buf.shrink_to(READ_CHUNK); // after a large frame
                 }
+                heard.fetch_add(1, Ordering::Relaxed);
                 // At most a frame (1 MiB), far below the budget.
                 let Ok(bytes) = INPUT_BYTES.acquire_many(used as u32).await else {
                     return;

@@ -202,7 +202,9 @@ impl Engine {
     /// behind a lost one (the daemon reads this off the TCP socket). Such
     /// a link is lossy, not dead: it gets up to [`LOSSY_HEARTBEATS`]
     /// before it is closed. A frozen or unplugged peer sends nothing, so
-    /// this never delays noticing those.
+    /// this never delays noticing those. The daemon says the same of a
+    /// link whose frames wait in its input queue: the peer is sending,
+    /// this daemon is behind.
     pub fn packets_arrive(&mut self, now: Now, link: LinkId) {
         self.now = now;
         if let Some(l) = self.links.get_mut(&link) {
@@ -547,7 +549,7 @@ impl Engine {
             }
             if ms >= l.last_rx_ms + DEAD_HEARTBEATS * l.hb_ms && !l.lossy_logged {
                 l.lossy_logged = true;
-                tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link: no frame for {} ms but the peer's packets still arrive (a lossy path): keeping it for up to {} ms", ms - l.last_rx_ms, LOSSY_HEARTBEATS * l.hb_ms);
+                tracing::info!(peer = %format!("{} ({})", l.peer_name, l.remote), "link: no frame taken in for {} ms but the peer's packets or frames still arrive (a lossy path, or this daemon is behind): keeping it for up to {} ms", ms - l.last_rx_ms, LOSSY_HEARTBEATS * l.hb_ms);
             }
             if l.probe_due().is_some_and(|p| ms >= p) {
                 l.probe_ms = ms;

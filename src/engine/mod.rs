@@ -46,6 +46,10 @@ pub use links::LinkInfo;
 pub use snapshot::{SnapNode, Snapshot};
 use table::Table;
 
+/// The shortest time between two snapshots, ms (see
+/// [`Engine::schedule_persist`]).
+const PERSIST_GAP_MS: u64 = 1000;
+
 /// The daemon's handle for one TCP connection.
 pub type LinkId = u64;
 /// The daemon's handle for one control-socket request.
@@ -143,6 +147,8 @@ pub struct Engine {
     /// Recompute routes at this time, ms (debounced after a change).
     routes_at: Option<u64>,
     persist_at: Option<u64>,
+    /// When the snapshot was last asked for, ms.
+    persisted_ms: u64,
     refresh_at: u64,
     housekeep_at: u64,
     stopping: Option<run::Stopping>,
@@ -241,6 +247,7 @@ impl Engine {
             routed_ms: 0,
             routes_at: Some(0),
             persist_at: None,
+            persisted_ms: 0,
             stopping: None,
             actions: Vec::new(),
             now,
@@ -460,13 +467,21 @@ impl Engine {
 
     fn schedule_persist(&mut self) {
         if self.persist_at.is_none() {
-            self.persist_at = Some(self.now.ms() + self.cfg.persist_debounce_ms());
+            // After a quiet spell, the debounce; in a burst (a network
+            // forming, a hub's containers starting at once), at most once
+            // a second: each save is the whole table, and 500 daemons
+            // saving four times a second on two cores left them too busy
+            // to keep their links' heartbeats.
+            let at = (self.now.ms() + self.cfg.persist_debounce_ms())
+                .max(self.persisted_ms + PERSIST_GAP_MS);
+            self.persist_at = Some(at);
         }
     }
 
     /// Asks for the snapshot to be written now.
     fn persist(&mut self) {
         self.persist_at = None;
+        self.persisted_ms = self.now.ms();
         self.actions.push(Action::Persist);
     }
 }
