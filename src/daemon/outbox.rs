@@ -97,6 +97,21 @@ struct Inner {
 }
 
 impl Inner {
+    /// The next frame: ordered ones first, then announcements.
+    fn pop(&mut self) -> Option<PeerMsg> {
+        if let Some(m) = self.ordered.pop_front() {
+            return Some(m);
+        }
+        while let Some(id) = self.na_order.pop_front() {
+            if let Some(w) = self.nas.remove(&id) {
+                self.shrink();
+                return Some(w.into_msg());
+            }
+        }
+        self.shrink();
+        None
+    }
+
     /// Lets go of the room a burst left behind once it is drained: a hub
     /// has hundreds of links, each of which held a table's worth of
     /// announcements when it came up.
@@ -177,22 +192,21 @@ impl Outbox {
         loop {
             {
                 let mut q = self.lock();
-                if let Some(m) = q.ordered.pop_front() {
+                if let Some(m) = q.pop() {
                     return Some(m);
                 }
-                while let Some(id) = q.na_order.pop_front() {
-                    if let Some(w) = q.nas.remove(&id) {
-                        q.shrink();
-                        return Some(w.into_msg());
-                    }
-                }
-                q.shrink();
                 if q.closed {
                     return None;
                 }
             }
             self.ready.notified().await;
         }
+    }
+
+    /// The next frame to send if one waits (the writer gathers what
+    /// waits into one write).
+    pub fn try_next(&self) -> Option<PeerMsg> {
+        self.lock().pop()
     }
 }
 
@@ -303,6 +317,17 @@ mod tests {
         q.push(change(8, &[30], &[])).unwrap();
         q.push(change(10, &[31], &[])).unwrap(); // a gap: the newer one goes
         assert!(matches!(q.next().await, Some(PeerMsg::Change(d)) if d.version.seq == 10));
+    }
+
+    #[test]
+    fn what_waits_is_taken_without_waiting_in_order() {
+        let q = Outbox::new();
+        assert!(q.try_next().is_none());
+        q.push(na(2, 1)).unwrap();
+        q.push(PeerMsg::Pong { s: 7 }).unwrap();
+        assert!(matches!(q.try_next(), Some(PeerMsg::Pong { s: 7 })));
+        assert!(matches!(q.try_next(), Some(PeerMsg::Na(n)) if n.id == NodeId(2)));
+        assert!(q.try_next().is_none());
     }
 
     #[tokio::test]

@@ -52,8 +52,13 @@ pub enum DialFailure {
     /// daemon is away (restarting, upgrading). Tried again soon, without
     /// backing off, so links come back within a second of its return.
     Refused,
-    /// No answer, an unreachable network, a name that does not resolve, a
-    /// failed handshake: backed off, doubling.
+    /// This machine has no route to the address (no route, or a blackhole
+    /// route: a cut, an interface down): the failure is local, and trying
+    /// again costs no traffic. Tried again soon, so a link is back within
+    /// a second of its route, whatever the backoff was.
+    NoRoute,
+    /// No answer, a name that does not resolve, a failed handshake:
+    /// backed off, doubling.
     Other,
 }
 
@@ -83,7 +88,7 @@ impl Engine {
             self.dials.remove(addr);
         } else {
             let delay = match kind {
-                DialFailure::Refused => self.soon(addr),
+                DialFailure::Refused | DialFailure::NoRoute => self.soon(addr),
                 DialFailure::Other => self.backoff(addr),
             };
             if let Some(d) = self.dials.get_mut(addr) {

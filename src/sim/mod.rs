@@ -354,6 +354,7 @@ impl Sim {
             Scheduled::DialFailed { addr, kind, .. } => {
                 let err = match kind {
                     DialFailure::Refused => "connection refused",
+                    DialFailure::NoRoute => "network is unreachable",
                     DialFailure::Other => "no answer",
                 };
                 e.dial_failed(now, &addr, err, kind)

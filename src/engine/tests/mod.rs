@@ -267,6 +267,19 @@ fn a_refused_dial_is_retried_within_a_second_or_so() {
     );
 }
 
+/// A subtree cut off for 10 s by blackhole routes healed up to 8 s after
+/// the cut ended: its dials had backed off. Without a route the failure is
+/// local and costs nothing to retry: tried again about every second.
+#[test]
+fn a_dial_without_a_route_is_retried_within_a_second_or_so() {
+    let gaps = redial_gaps(DialFailure::NoRoute);
+    let min = Config::default().redial_min_ms();
+    assert!(
+        gaps.iter().all(|g| *g >= min * 3 / 4 && *g <= min * 5 / 4),
+        "{gaps:?}"
+    );
+}
+
 #[test]
 fn a_silent_link_dies_after_three_heartbeats_a_lossy_one_after_ten() {
     let mut e = engine(5, Config::default());
