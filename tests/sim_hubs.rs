@@ -113,7 +113,8 @@ fn rtts_that_drifted_do_not_make_a_change_at_a_hub_whole() {
     let c = &sim.counters;
     let to_others = (c.sent_by(hub) - before.sent_by(hub)) - (c.sent_to(new) - before.sent_to(new));
     let per = to_others / 300;
-    assert!(per < 2000, "a join cost each neighbour {per} bytes");
+    // 22 KB each when every drifted RTT was given.
+    assert!(per < 4000, "a join cost each neighbour {per} bytes");
     // The hub's announcement gives its links' RTTs as they are now, up to
     // eight of them at a time.
     let at_hub = |s: &Sim| {

@@ -343,7 +343,8 @@ async fn write_loop(mut wr: OwnedWriteHalf, out: Arc<Outbox>, mut sealer: Option
         }
         metrics::add(&metrics::IO.frames_out, frames);
         metrics::add(&metrics::IO.bytes_out, bytes.len() as u64);
-        if batch.capacity() > 4 * WRITE_BATCH {
+        // A hub has a thousand links: none keeps a burst's buffer.
+        if batch.capacity() > 16 * 1024 {
             batch = Vec::new();
         }
     }

@@ -255,7 +255,9 @@ impl Engine {
                     }
                 }
                 if first {
-                    self.link_rtt_known();
+                    // The link's RTT is known: announce it (a change of one
+                    // link, batched with others by the debounce).
+                    self.schedule_announce();
                 }
                 self.actions.push(Action::Send {
                     link,
@@ -280,7 +282,7 @@ impl Engine {
                     }
                 }
                 if first {
-                    self.link_rtt_known();
+                    self.schedule_announce();
                 }
             }
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
@@ -393,7 +395,7 @@ impl Engine {
         self.accept_na(link, &Arc::new(h.na));
         self.send_digest(link);
         self.dirty_routes();
-        self.schedule_link_announce();
+        self.schedule_announce();
         if let Some(addr) = dialled {
             self.dial_resolved(&addr, Ok(h.id));
         }
