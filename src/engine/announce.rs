@@ -42,9 +42,9 @@ impl Engine {
     /// Leading edge: a change after a quiet spell goes out at once; more
     /// changes within the debounce wait for its end and go out together.
     /// A new link goes out before its RTT is measured (waiting for it cost
-    /// a join at 200 nodes 40 ms); its first RTT is announced as soon as it
-    /// is measured, a change of one link (batched with others by the
-    /// debounce).
+    /// a join at 200 nodes 40 ms); its RTT rides along with the next change
+    /// (announcing it on its own cost every link a flood from each end:
+    /// +50 % frames as a network forms).
     pub(super) fn schedule_announce(&mut self) {
         if self.announce_at.is_none() {
             let at = self.announced_ms + self.cfg.announce_debounce_ms();
@@ -52,19 +52,17 @@ impl Engine {
         }
     }
 
-    /// Which RTTs the next announcement gives: a link's first measurement,
-    /// and of the links whose RTT drifted by over a quarter since it was
-    /// announced, the [`RTT_UPDATES`] that drifted most. RTTs wander, and
+    /// Which RTTs the next announcement gives: of the links measured since
+    /// their last announcement (first measurements first, then those whose
+    /// RTT drifted by over a quarter), the [`RTT_UPDATES`] that moved most. RTTs wander, and
     /// under load by a thousandfold (115 ms on a loopback while 500
     /// daemons start, 0.1 ms after); giving every drifted one would make
     /// the next change at a hub a change of all its links. Drifted RTTs
     /// ride along with changes that go out anyway, a few at a time.
     fn announced_rtts(&mut self) {
         let mut drifted: Vec<(u64, LinkId)> = Vec::new();
-        for (id, l) in self.links.iter_mut().filter(|(_, l)| l.active) {
-            if l.announced_rtt.is_none() {
-                l.announced_rtt = l.rtt_us;
-            } else if let Some(d) = l.rtt_drift() {
+        for (id, l) in self.links.iter().filter(|(_, l)| l.active) {
+            if let Some(d) = l.rtt_drift() {
                 drifted.push((d, *id));
             }
         }

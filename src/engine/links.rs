@@ -96,9 +96,13 @@ pub const LOSSY_HEARTBEATS: u64 = 10;
 
 impl Link {
     /// How far the live RTT has drifted from the one announced, in
-    /// thousandths of it, if by more than a quarter and 100 µs.
+    /// thousandths of it, if by more than a quarter and 100 µs; a first
+    /// measurement most of all.
     pub fn rtt_drift(&self) -> Option<u64> {
-        let (a, r) = (self.announced_rtt?, self.rtt_us?);
+        let r = self.rtt_us?;
+        let Some(a) = self.announced_rtt else {
+            return Some(u64::MAX);
+        };
         let d = r.abs_diff(a);
         (d > (a / 4).max(100)).then(|| u64::from(d) * 1000 / u64::from(a.max(1)))
     }
@@ -247,42 +251,31 @@ impl Engine {
             _ if !established => self.close(link, "protocol error: expected hello first"),
             PeerMsg::Hello(_) => self.close(link, "protocol error: second hello"),
             PeerMsg::Ping { s, r } => {
-                let mut first = false;
                 if let Some(l) = self.links.get_mut(&link) {
                     if r.is_some() {
-                        first = l.rtt_us.is_none();
                         l.rtt_us = r;
                     }
                 }
-                if first {
-                    // The link's RTT is known: announce it (a change of one
-                    // link, batched with others by the debounce).
-                    self.schedule_announce();
-                }
+
                 self.actions.push(Action::Send {
                     link,
                     msg: PeerMsg::Pong { s },
                 });
             }
             PeerMsg::Pong { s } => {
-                let mut first = false;
                 if let Some(l) = self.links.get_mut(&link) {
                     if let Some((seq, sent)) = l.ping_out {
                         if seq == s {
                             if l.rtt_us.is_none() {
                                 // First measurement: pass it on at once, so the
-                                // other end knows the RTT too, and announce it.
+                                // other end knows the RTT too.
                                 l.next_ping_ms = Some(ms);
-                                first = true;
                             }
                             l.rtt_us =
                                 Some(now.mono_us.saturating_sub(sent).min(u32::MAX as u64) as u32);
                             l.ping_out = None;
                         }
                     }
-                }
-                if first {
-                    self.schedule_announce();
                 }
             }
             PeerMsg::Digest { entries, done } => self.on_digest(link, entries, done),
