@@ -378,21 +378,23 @@ pub async fn dial(
     }
 }
 
-/// Connects to `addr`, trying each of its addresses; says why not, and
-/// whether every answer was a refusal (the machine up, nothing listening).
+/// What connecting along a blackhole route fails with (Linux's EINVAL).
+const EINVAL: i32 = 22;
+
 /// What a failed connect says about when to try again (see
-/// [`DialFailure`]). EINVAL is what connecting along a blackhole route
-/// gives.
+/// [`DialFailure`]).
 fn failure(e: &std::io::Error) -> DialFailure {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::ConnectionRefused => DialFailure::Refused,
         K::NetworkUnreachable | K::HostUnreachable => DialFailure::NoRoute,
-        _ if e.raw_os_error() == Some(22) => DialFailure::NoRoute,
+        _ if e.raw_os_error() == Some(EINVAL) => DialFailure::NoRoute,
         _ => DialFailure::Other,
     }
 }
 
+/// Connects to `addr`, trying each of its addresses; says why not, and
+/// what kind of failure the last attempt was.
 async fn connect(
     addr: &str,
     local: Option<std::net::IpAddr>,

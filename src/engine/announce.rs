@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use super::links::Link;
 use super::{delta, limits, Action, Engine, LinkId};
-
-/// How many drifted RTTs one announcement updates (see
-/// [`Engine::announced_rtts`]).
-pub const RTT_UPDATES: usize = 8;
 use crate::wire::ctl::Status;
-use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg};
+use crate::wire::peer::{Announcement, Delta, Neighbor, NodeId, PeerMsg, Version};
+
+/// How many RTTs one announcement updates (see [`Engine::announced_rtts`]).
+pub const RTT_UPDATES: usize = 8;
 
 impl Engine {
     /// Our own announcement as it stands.
@@ -54,10 +54,10 @@ impl Engine {
 
     /// Which RTTs the next announcement gives: of the links measured since
     /// their last announcement (first measurements first, then those whose
-    /// RTT drifted by over a quarter), the [`RTT_UPDATES`] that moved most. RTTs wander, and
-    /// under load by a thousandfold (115 ms on a loopback while 500
-    /// daemons start, 0.1 ms after); giving every drifted one would make
-    /// the next change at a hub a change of all its links. Drifted RTTs
+    /// RTT drifted by over a quarter), the [`RTT_UPDATES`] that moved most.
+    /// RTTs wander, and under load by a thousandfold (115 ms on a loopback
+    /// while 500 daemons start, 0.1 ms after); giving every drifted one
+    /// would make the next change at a hub a change of all its links. They
     /// ride along with changes that go out anyway, a few at a time.
     fn announced_rtts(&mut self) {
         let mut drifted: Vec<(u64, LinkId)> = Vec::new();
@@ -94,7 +94,6 @@ impl Engine {
             .map(Arc::new);
         self.flood_na(None, &na, change, true);
         self.flooded_own = Some(na.version);
-
         self.schedule_persist();
     }
 
@@ -107,33 +106,37 @@ impl Engine {
         change: Option<Arc<Delta>>,
         own: bool,
     ) {
-        if !own && self.cfg.deadend {
-            return;
-        }
-        self.floods += 1;
-        for link in self.active_links_but(except) {
-            let msg = match &change {
-                Some(d) if self.links.get(&link).is_some_and(|l| l.deltas) => {
-                    PeerMsg::Change(Arc::clone(d))
-                }
-                _ => PeerMsg::Na(Arc::clone(na)),
-            };
-            self.actions.push(Action::Send { link, msg });
-        }
+        self.flood_each(except, own, |l| match &change {
+            Some(d) if l.deltas => PeerMsg::Change(Arc::clone(d)),
+            _ => PeerMsg::Na(Arc::clone(na)),
+        });
     }
 
-    /// Sends `msg` on every established link but `except`. Forwarding for
-    /// others (`own == false`) is what a deadend never does.
+    /// Sends `msg` on every established link but `except`.
     pub(super) fn flood(&mut self, except: Option<LinkId>, msg: PeerMsg, own: bool) {
+        self.flood_each(except, own, |_| msg.clone());
+    }
+
+    /// Sends on every established link but `except` what `msg_for` makes
+    /// for it. Forwarding for others (`own == false`) is what a deadend
+    /// never does.
+    fn flood_each(
+        &mut self,
+        except: Option<LinkId>,
+        own: bool,
+        msg_for: impl Fn(&Link) -> PeerMsg,
+    ) {
         if !own && self.cfg.deadend {
             return;
         }
         self.floods += 1;
-        for link in self.active_links_but(except) {
-            self.actions.push(Action::Send {
-                link,
-                msg: msg.clone(),
-            });
+        for (&link, l) in &self.links {
+            if l.active && Some(link) != except {
+                self.actions.push(Action::Send {
+                    link,
+                    msg: msg_for(l),
+                });
+            }
         }
     }
 
@@ -147,9 +150,10 @@ impl Engine {
         }
     }
 
-    /// Counts a new node against what its link may bring (see
-    /// [`limits::NEW_NODE_RATE`]); a link past it is shed.
-    fn within_link_budget(&mut self, link: LinkId, new: bool) -> bool {
+    /// Counts a new node (announced, or a change of one not known here)
+    /// against what its link may bring (see [`limits::NEW_NODE_RATE`]); a
+    /// link past it is shed.
+    pub(super) fn within_link_budget(&mut self, link: LinkId, new: bool) -> bool {
         let ms = self.now.ms();
         let Some(l) = self.links.get_mut(&link) else {
             return true;
@@ -285,7 +289,7 @@ impl Engine {
     /// did not make if it is as new as ours (a previous life whose snapshot
     /// is lost, a clock set back, or a forgery). Move past it, so that our
     /// own record wins everywhere.
-    pub(super) fn own_copy(&mut self, link: LinkId, version: crate::wire::peer::Version) {
+    pub(super) fn own_copy(&mut self, link: LinkId, version: Version) {
         if version >= self.version {
             tracing::info!(peer = %self.describe(link), "a newer announcement of this node is about: announcing past it");
             self.version = version;

@@ -97,19 +97,8 @@ impl Engine {
             w.version = w.version.max(version);
             return;
         }
-        if new {
-            let Some(l) = self.links.get_mut(&link) else {
-                return;
-            };
-            if !l.new_nodes.take(limits::NEW_NODE_RATE, ms, 1) {
-                let why = format!(
-                    "it brought changes of over {} unknown nodes a second (after a burst of {})",
-                    limits::NEW_NODE_RATE.per_s,
-                    limits::NEW_NODE_RATE.burst
-                );
-                self.shed(link, &why);
-                return;
-            }
+        if !self.within_link_budget(link, new) {
+            return;
         }
         self.wanted.insert(
             id,
@@ -158,6 +147,9 @@ impl Engine {
     /// asks anew. Without this a node that missed a change at rest would
     /// hold the old version until the next one.
     pub(super) fn wanted_timers(&mut self, ms: u64) {
+        if self.wanted.is_empty() {
+            return;
+        }
         let mut again = Vec::new();
         let table = &self.table;
         let links = &self.links;

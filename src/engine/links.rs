@@ -1,9 +1,10 @@
-//! Links: handshakes, duplicate links, heartbeats and RTT, digest sync and
-//! timeouts. Dialling and redialling are in [`super::dials`].
+//! Links: handshakes, duplicate links, heartbeats and RTT, and timeouts.
+//! Dialling and redialling are in [`super::dials`], the digest sync on
+//! link up in [`super::sync`].
 //!
-//! Why this file is long: a link's life (handshake, dedup, digest,
-//! heartbeats, the lossy-path rule, close) is one state machine over one
-//! struct; its timers and its frames need each other's fields.
+//! Why this file is long: a link's life (handshake, dedup, heartbeats, the
+//! lossy-path rule, close) is one state machine over one struct; its
+//! timers and its frames need each other's fields.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use super::dials::DialState;
 use super::limits;
 use super::{Action, Config, Engine, LinkId, Now};
-use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, MINOR_DELTAS, PROTO_MAJOR};
+use crate::wire::peer::{Hello, NodeId, PeerMsg, MINOR_DELTAS, PROTO_MAJOR};
 use crate::wire::FrameError;
 
 /// Where a connection came from, as the daemon reports it.
@@ -22,9 +23,6 @@ pub struct LinkInfo {
     /// The other end's address (ip:port) as seen on the socket.
     pub remote: String,
 }
-
-/// Entries per digest frame: keeps each frame far below the frame limit.
-pub const DIGEST_CHUNK: usize = 2000;
 
 /// One TCP connection as the engine sees it.
 #[derive(Debug)]
@@ -256,7 +254,6 @@ impl Engine {
                         l.rtt_us = r;
                     }
                 }
-
                 self.actions.push(Action::Send {
                     link,
                     msg: PeerMsg::Pong { s },
@@ -391,83 +388,6 @@ impl Engine {
         self.schedule_announce();
         if let Some(addr) = dialled {
             self.dial_resolved(&addr, Ok(h.id));
-        }
-    }
-
-    fn send_digest(&mut self, link: LinkId) {
-        let mut entries: Vec<(NodeId, Version)> = self
-            .table
-            .iter()
-            .map(|(id, e)| (*id, e.na.version))
-            .collect();
-        entries.sort();
-        let chunks: Vec<Vec<(NodeId, Version)>> =
-            entries.chunks(DIGEST_CHUNK).map(|c| c.to_vec()).collect();
-        let n = chunks.len();
-        for (i, entries) in chunks.into_iter().enumerate() {
-            self.actions.push(Action::Send {
-                link,
-                msg: PeerMsg::Digest {
-                    entries,
-                    done: i + 1 == n,
-                },
-            });
-        }
-    }
-
-    /// The peer's digest: send what it lacks or holds older. A deadend sends
-    /// only its own announcement: it relays nothing.
-    fn on_digest(&mut self, link: LinkId, entries: Vec<(NodeId, Version)>, done: bool) {
-        let deadend = self.cfg.deadend;
-        let mut send = Vec::new();
-        // Nodes forgotten here that the peer still holds (it was down or
-        // cut off when the forget went round): tell it, or they come back.
-        let stale: Vec<(NodeId, Version)> = entries
-            .iter()
-            .filter_map(|(id, v)| {
-                let t = self.forgotten.get(id)?;
-                (*t >= *v).then_some((*id, *t))
-            })
-            .collect();
-        for (id, version) in stale {
-            self.actions.push(Action::Send {
-                link,
-                msg: PeerMsg::Forget { id, version },
-            });
-        }
-        for (id, v) in &entries {
-            if deadend && *id != self.me {
-                continue;
-            }
-            if let Some(e) = self.table.get(id) {
-                if e.na.version > *v {
-                    send.push(*id);
-                }
-            }
-        }
-        let Some(l) = self.links.get_mut(&link) else {
-            return;
-        };
-        let seen = l.digest_seen.get_or_insert_with(HashSet::new);
-        seen.extend(entries.iter().map(|(id, _)| *id));
-        if done {
-            let seen = l.digest_seen.take().unwrap_or_default();
-            send.extend(
-                self.table
-                    .iter()
-                    .map(|(id, _)| *id)
-                    .filter(|id| !seen.contains(id) && (!deadend || *id == self.me)),
-            );
-        }
-        send.sort();
-        send.dedup();
-        for id in send {
-            if let Some(e) = self.table.get(&id) {
-                self.actions.push(Action::Send {
-                    link,
-                    msg: PeerMsg::Na(Arc::clone(&e.na)),
-                });
-            }
         }
     }
 

@@ -28,6 +28,7 @@ mod pace;
 pub mod rng;
 mod run;
 mod snapshot;
+mod sync;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -1,8 +1,7 @@
 //! Announcements as changes, at one engine: applied to the version they
 //! were made from and passed on as changes to the peers that take them
 //! (whole to the others); a change to a version not held asks for the
-//! whole announcement once; what a hostile peer can make of either; and
-//! how often a burst of changes is saved.
+//! whole announcement once; and what a hostile peer can make of either.
 
 use std::sync::Arc;
 
@@ -202,40 +201,4 @@ fn changes_of_made_up_nodes_shed_their_link() {
     }
     assert!(asked as u128 <= burst, "{asked} wants");
     assert!(e.links.is_empty(), "the link was shed");
-}
-
-/// 500 daemons starting at once each saved its whole table four times a
-/// second, and were too busy to keep their heartbeats: links dropped,
-/// were redialled, and the network took 20 s to form. In a burst of
-/// changes a node saves at most once a second; after a quiet spell, at
-/// once (after the debounce).
-#[test]
-fn a_burst_of_changes_is_saved_once_a_second() {
-    let mut e = engine(5, Config::default());
-    link_minor(&mut e, 1, 9, true);
-    let mut saves = Vec::new();
-    for k in 0..300u64 {
-        let ms = 10 + k * 10;
-        e.frame(
-            now(ms),
-            1,
-            PeerMsg::Na(Arc::new(na(1000 + u128::from(k), 1, &[9]))),
-        );
-        e.frame(now(ms), 1, PeerMsg::Ping { s: 0, r: None });
-        e.tick(now(ms));
-        if e.take_actions()
-            .iter()
-            .any(|a| matches!(a, Action::Persist))
-        {
-            saves.push(ms);
-        }
-    }
-    assert!((3..=4).contains(&saves.len()), "saved at {saves:?} in 3 s");
-    // Quiet, then one change: saved after the debounce.
-    e.frame(now(9000), 1, PeerMsg::Na(Arc::new(na(2000, 1, &[9]))));
-    e.tick(now(9300));
-    assert!(e
-        .take_actions()
-        .iter()
-        .any(|a| matches!(a, Action::Persist)));
 }

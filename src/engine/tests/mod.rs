@@ -429,6 +429,42 @@ fn all_returns_when_every_alive_node_answered() {
     assert!(o.missing.is_empty());
 }
 
+/// 500 daemons starting at once each saved its whole table four times a
+/// second, and were too busy to keep their heartbeats: links dropped,
+/// were redialled, and the network took 20 s to form. In a burst of
+/// changes a node saves at most once a second; after a quiet spell, at
+/// once (after the debounce).
+#[test]
+fn a_burst_of_changes_is_saved_once_a_second() {
+    let mut e = engine(5, Config::default());
+    link(&mut e, 1, 9, false, 0);
+    let mut saves = Vec::new();
+    for k in 0..300u64 {
+        let ms = 10 + k * 10;
+        e.frame(
+            now(ms),
+            1,
+            PeerMsg::Na(Arc::new(na(1000 + u128::from(k), 1, &[9]))),
+        );
+        e.frame(now(ms), 1, PeerMsg::Ping { s: 0, r: None });
+        e.tick(now(ms));
+        if e.take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Persist))
+        {
+            saves.push(ms);
+        }
+    }
+    assert!((3..=4).contains(&saves.len()), "saved at {saves:?} in 3 s");
+    // Quiet, then one change: saved after the debounce.
+    e.frame(now(9000), 1, PeerMsg::Na(Arc::new(na(2000, 1, &[9]))));
+    e.tick(now(9300));
+    assert!(e
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::Persist)));
+}
+
 mod bounds;
 mod changes;
 mod hostile;
