@@ -273,6 +273,12 @@ impl Engine {
             self.own_copy(link, na.version);
             return false;
         }
+        // A copy of what is held (a flood arriving on several links: half
+        // of all announcements as a network forms) stops here, before its
+        // contents are checked or any bound is counted.
+        if self.table.version(&na.id).is_some_and(|v| na.version <= v) {
+            return false;
+        }
         if self.forgotten.get(&na.id).is_some_and(|v| *v >= na.version) {
             return false;
         }
@@ -280,9 +286,7 @@ impl Engine {
             tracing::warn!(peer = %self.describe(link), node = %na.id.short(), "dropping an announcement: {why}");
             return false;
         }
-        // A copy of what is held (a flood arriving on several links) stops
-        // here, before any bound is counted.
-        self.table.version(&na.id).is_none_or(|v| na.version > v)
+        true
     }
 
     /// An announcement of this node came in (whole or as a change): one we

@@ -59,6 +59,10 @@ pub struct Config {
     /// one to stand for a daemon of the previous release (a rolling
     /// upgrade), or to compare the network with and without a feature.
     pub minor: u16,
+    /// Whether to make membership news ([`super::Action::News`]). Each
+    /// is a copy of the node's view and path; a simulation that keeps
+    /// none turns them off (N² of them as a network forms).
+    pub news: bool,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             stop_linger: Duration::from_secs(3),
             hash_key: 0,
             minor: crate::wire::peer::PROTO_MINOR,
+            news: true,
         }
     }
 }

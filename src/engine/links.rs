@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::dials::DialState;
 use super::limits;
 use super::{Action, Config, Engine, LinkId, Now};
-use crate::wire::peer::{Hello, NodeId, PeerMsg, MINOR_DELTAS, PROTO_MAJOR};
+use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, MINOR_DELTAS, PROTO_MAJOR};
 use crate::wire::FrameError;
 
 /// Where a connection came from, as the daemon reports it.
@@ -80,6 +80,9 @@ pub struct Link {
     /// The peer takes announcements as changes (both ends speak minor
     /// [`MINOR_DELTAS`] or later).
     pub deltas: bool,
+    /// The version of the peer's announcement its Hello carried: one it
+    /// supersedes as soon as it announces this link (see `sync`).
+    pub hello_version: Option<Version>,
 }
 
 /// A link silent for this many heartbeats is dead, unless its peer is
@@ -177,6 +180,7 @@ impl Engine {
                 excess: limits::Bucket::default(),
                 new_nodes: limits::Bucket::default(),
                 deltas: false,
+                hello_version: None,
             },
         );
         let hello = Hello {
@@ -331,6 +335,7 @@ impl Engine {
         l.peer = Some(h.id);
         l.deltas = h.minor >= MINOR_DELTAS && self.cfg.minor >= MINOR_DELTAS;
         l.peer_name = h.na.record.name.clone();
+        l.hello_version = Some(h.na.version);
         l.seen_as = Some(h.seen_as);
         // Silence is judged by our own clock, whatever the peer's: one
         // asking for an endless heartbeat would hold the connection for

@@ -324,6 +324,17 @@ impl Engine {
         std::mem::take(&mut self.actions)
     }
 
+    /// Moves the actions the host must carry out to the end of `out`,
+    /// keeping a small vector's room for the next (a simulation of
+    /// thousands of engines calls this once per frame; a flood's room is
+    /// given back, or 10,000 engines would each keep theirs).
+    pub fn drain_actions(&mut self, out: &mut Vec<Action>) {
+        out.append(&mut self.actions);
+        if self.actions.capacity() > 16 {
+            self.actions = Vec::new();
+        }
+    }
+
     /// Dials `addr` now and keeps redialling it whenever its link is lost
     /// (`-k`, `join`, addresses from the snapshot).
     pub fn keep_dialling(&mut self, now: Now, addr: &str) {
@@ -430,17 +441,20 @@ impl Engine {
             .collect();
         self.redial_now(&back);
         for c in changes {
-            let name = self
-                .table
-                .get(&c.id)
-                .map(|e| e.na.record.name.clone())
-                .unwrap_or_default();
+            // (The name is looked up only when the line is written: every
+            // node sees every other come alive as a network forms.)
+            let name = || {
+                self.table
+                    .get(&c.id)
+                    .map(|e| e.na.record.name.as_str())
+                    .unwrap_or_default()
+            };
             if c.id != self.me && c.first {
-                tracing::info!(node = %name, id = %c.id.short(), "new node, {}", c.to.as_str());
+                tracing::info!(node = %name(), id = %c.id.short(), "new node, {}", c.to.as_str());
             } else if c.id != self.me
                 && (c.from == Status::Alive || c.to == Status::Alive || c.to == Status::Left)
             {
-                tracing::info!(node = %name, id = %c.id.short(), "{} -> {}", c.from.as_str(), c.to.as_str());
+                tracing::info!(node = %name(), id = %c.id.short(), "{} -> {}", c.from.as_str(), c.to.as_str());
             }
             self.news_status(c.id, c.to);
             self.actions.push(Action::NodeChanged(c.id));

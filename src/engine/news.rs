@@ -159,6 +159,9 @@ impl Engine {
 
     /// Emits one event about `id` as the table shows it now.
     fn tell(&mut self, kind: EventKind, id: NodeId, changed: Vec<String>) {
+        if !self.cfg.news {
+            return;
+        }
         let Some(node) = self.view(&id) else { return };
         // The path: parents from the node up to this one.
         let mut path = Vec::new();

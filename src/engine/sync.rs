@@ -81,6 +81,22 @@ impl Engine {
         }
         send.sort();
         send.dedup();
+        // Not a neighbour's announcement as its Hello gave it: a node
+        // announces anew as soon as a link comes up, so that version is
+        // superseded within the debounce. Passed on, it went round the
+        // whole network ahead of the next (half of all frames as a network
+        // formed).
+        let mut hello: Vec<(NodeId, Version)> = self
+            .links
+            .values()
+            .filter(|l| l.active)
+            .filter_map(|l| Some((l.peer?, l.hello_version?)))
+            .collect();
+        hello.sort_unstable();
+        send.retain(|id| {
+            let v = self.table.version(id);
+            v.is_none_or(|v| hello.binary_search(&(*id, v)).is_err())
+        });
         for id in send {
             if let Some(e) = self.table.get(&id) {
                 self.actions.push(Action::Send {

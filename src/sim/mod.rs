@@ -59,6 +59,20 @@ enum Scheduled {
     },
 }
 
+impl Scheduled {
+    /// The node it happens to.
+    fn node(&self) -> usize {
+        match self {
+            Scheduled::Deliver { node, .. }
+            | Scheduled::LinkUp { node, .. }
+            | Scheduled::LinkDown { node, .. }
+            | Scheduled::DialFailed { node, .. }
+            | Scheduled::Packets { node, .. }
+            | Scheduled::Wake { node } => *node,
+        }
+    }
+}
+
 struct Node {
     engine: Option<Engine>,
     id: NodeId,
@@ -100,6 +114,10 @@ pub struct Sim {
     taps: HashMap<usize, faults::Tap>,
     /// Traffic so far.
     pub counters: Counters,
+    /// The actions being carried out, one vector reused for all.
+    actions: Vec<Action>,
+    /// The time whose events were last put in node order.
+    sorted_at: Option<u64>,
 }
 
 const WALL_BASE_MS: u64 = 1_700_000_000_000;
@@ -122,6 +140,8 @@ impl Sim {
             next_token: 1,
             taps: HashMap::new(),
             counters: Counters::default(),
+            actions: Vec::new(),
+            sorted_at: None,
         }
     }
 
@@ -221,7 +241,9 @@ impl Sim {
         let mut record = n.record.clone();
         record.started_ms = now.wall_ms;
         let seed = self.rng.next_u64();
-        let mut e = Engine::new(n.cfg.clone(), n.id, record, now, seed, n.snapshot.clone());
+        let mut cfg = n.cfg.clone();
+        cfg.news &= self.net.keep_news;
+        let mut e = Engine::new(cfg, n.id, record, now, seed, n.snapshot.clone());
         for k in n.keynodes.clone() {
             e.keep_dialling(now, &k);
         }
@@ -290,6 +312,15 @@ impl Sim {
             let Some(mut due) = self.queue.first_entry() else {
                 break;
             };
+            if self.sorted_at != Some(t) {
+                // One node's events of one moment together (each node's
+                // in the order they were queued): a flood reaches a node
+                // on many links at once, and taken in a row its table
+                // stays in the cache. At 10,000 nodes it was evicted
+                // between any two of its frames.
+                self.sorted_at = Some(t);
+                due.get_mut().make_contiguous().sort_by_key(Scheduled::node);
+            }
             let ev = due.get_mut().pop_front();
             if due.get().is_empty() {
                 due.remove();
@@ -311,14 +342,7 @@ impl Sim {
     }
 
     fn handle(&mut self, ev: Scheduled) {
-        let node = match &ev {
-            Scheduled::Deliver { node, .. }
-            | Scheduled::LinkUp { node, .. }
-            | Scheduled::LinkDown { node, .. }
-            | Scheduled::DialFailed { node, .. }
-            | Scheduled::Packets { node, .. }
-            | Scheduled::Wake { node } => *node,
-        };
+        let node = ev.node();
         let now = self.now(node);
         if self.nodes[node].frozen {
             // A frozen process reads nothing; keep its events for later? A
@@ -377,11 +401,13 @@ impl Sim {
         let Some(e) = self.nodes[i].engine.as_mut() else {
             return;
         };
-        let actions = e.take_actions();
+        let mut actions = std::mem::take(&mut self.actions);
+        e.drain_actions(&mut actions);
         let wake = e.next_wakeup().max(self.now_us);
-        for a in actions {
+        for a in actions.drain(..) {
             self.act(i, a);
         }
+        self.actions = actions;
         let Some(e) = self.nodes[i].engine.as_ref() else {
             return;
         };

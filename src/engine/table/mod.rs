@@ -31,6 +31,8 @@ pub struct Entry {
     /// Computed status.
     pub status: Status,
     /// Wall clock ms at which it was last seen alive (or said goodbye).
+    /// While it is alive, the moment it was found alive: a recompute
+    /// touches only what changed, so whoever shows it shows "now" then.
     pub last_seen_ms: u64,
     /// Slot of the parent in the shortest-path tree; kept when it becomes
     /// unreachable.
@@ -64,6 +66,8 @@ const LEFT: u8 = 4;
 /// Its status has been known here (alive or left once, or from the
 /// snapshot): unreachable then means lost, not not yet found.
 const KNOWN: u8 = 8;
+/// Its place before the recompute under way is recorded (see `repair`).
+const DIRTY: u8 = 64;
 /// Two bits: the status membership news last told of it (0 none, else
 /// alive, unreachable, left); see `engine::news`. Kept in the entry, not
 /// in a map beside the table: every engine holds every node.
@@ -119,16 +123,33 @@ pub struct Table {
     /// of the cost. An entry whose announcement changes gets a new run at
     /// the end; the old run is garbage until the next rebuild.
     adj: Vec<(u32, u32)>,
-    /// Entries to look up again before the next recompute.
+    /// Entries to look up again before the next recompute (new ones
+    /// included).
     stale: Vec<u32>,
-    /// Look every entry up again (a node was added or removed: ids may
-    /// resolve differently).
+    /// Look every entry up again and search the whole graph (a node was
+    /// removed: slots moved).
     all_stale: bool,
     /// Runs in `adj` no entry uses any more.
     garbage: usize,
+    /// Slots whose edges, leaf flags or RTTs may have changed since the
+    /// last recompute: where the next one starts (see `repair`).
+    touched: Vec<u32>,
+    /// This node's live links as of the last recompute, as (slot, RTT) in
+    /// slot order: the root's edges.
+    links: Vec<(u32, u32)>,
+    /// This node's slot at the last recompute.
+    root: u32,
+    /// Whether the tree is computed (from the whole graph once; after
+    /// that repaired where it changed).
+    routed: bool,
+    /// Room reused by every neighbour lookup (see `refresh_run`).
+    scratch: (Run, Run),
     /// Bytes the announcements hold, about (see [`limits::na_bytes`]).
     bytes: usize,
 }
+
+/// Neighbours as (slot, RTT code), as the runs in [`Table::adj`] hold them.
+type Run = Vec<(u32, u32)>;
 
 /// One entry's share of [`Table::fingerprint`].
 fn mark(id: NodeId, v: Version) -> u64 {
@@ -322,7 +343,7 @@ impl Table {
                     adj_len: 0,
                     flags: STALE,
                 });
-                self.all_stale = true;
+                self.stale.push(self.entries.len() as u32 - 1);
                 true
             }
         }
@@ -370,6 +391,7 @@ impl Table {
     }
 }
 
+mod repair;
 mod routes;
 mod view;
 

@@ -1,6 +1,13 @@
 //! What the table computes: the graph (an edge counts where both ends
-//! list each other), the shortest-path tree from this node by breadth-first
-//! search, next hops, statuses and last-seen times, and what changed.
+//! list each other), the shortest-path tree from this node, next hops,
+//! statuses and last-seen times, and what changed.
+//!
+//! The tree: a node's hops are its breadth-first distance from this one;
+//! its parent is, of its neighbours one hop closer that reach it, the one
+//! with the smallest id (so every node breaks ties the same way, and a
+//! repair can tell the answer without knowing the search's order). The
+//! first recompute, and one after a node was removed, search the whole
+//! graph; every other one repairs the tree where edges changed (`repair`).
 //! Neighbours are looked up as slots once per announcement
 //! ([`Table::refresh_adj`]), not once per recompute.
 
@@ -9,11 +16,11 @@ use super::*;
 /// How the search reached a slot: hops, parent, first hop, RTT along the
 /// tree ([`NONE`] where not).
 #[derive(Clone, Copy)]
-struct Found {
-    hops: u32,
-    parent: u32,
-    first: u32,
-    rtt: u32,
+pub(super) struct Found {
+    pub(super) hops: u32,
+    pub(super) parent: u32,
+    pub(super) first: u32,
+    pub(super) rtt: u32,
 }
 
 impl Found {
@@ -40,41 +47,130 @@ pub struct Change {
 }
 
 impl Table {
-    /// Looks up the neighbours of the entries that changed, or of all.
-    fn refresh_adj(&mut self) {
-        let rebuild = self.all_stale || self.garbage > self.adj.len() / 2;
-        let todo: Vec<u32> = if rebuild {
+    /// Brings the neighbour runs up to date. Returns whether the whole
+    /// graph must be searched again (a node was removed: slots moved);
+    /// otherwise what changed is in `touched`.
+    fn refresh_adj(&mut self) -> bool {
+        if self.all_stale {
+            self.all_stale = false;
+            self.stale.clear();
+            self.touched.clear();
             self.adj.clear();
             self.garbage = 0;
-            self.stale.clear();
-            (0..self.entries.len() as u32).collect()
-        } else {
-            std::mem::take(&mut self.stale)
+            for s in 0..self.entries.len() as u32 {
+                self.refresh_run(s, false);
+            }
+            return true;
+        }
+        for s in std::mem::take(&mut self.stale) {
+            self.refresh_run(s, true);
+        }
+        if self.garbage > self.adj.len() / 2 {
+            self.compact_adj();
+        }
+        false
+    }
+
+    /// Looks up the neighbours of the entry in slot `s` into a new run.
+    /// With `track`: touches `s` and every neighbour whose edge or RTT
+    /// differs from the old run, and resolves `s` in the runs of the
+    /// neighbours it lists (a node that listed `s` before `s` was known
+    /// holds no slot for it), touching those too.
+    fn refresh_run(&mut self, s: u32, track: bool) {
+        let Some(e) = self.entries.get(s as usize) else {
+            return;
         };
-        self.all_stale = false;
-        for s in todo {
-            let Some(e) = self.entries.get_mut(s as usize) else {
+        let (mut old, mut new) = std::mem::take(&mut self.scratch);
+        old.clear();
+        new.clear();
+        if track {
+            old.extend(self.adj_of(s).iter().filter(|(n, _)| *n != NONE));
+        }
+        let at = self.adj.len() as u32;
+        let len = u16::try_from(e.na.neighbors.len()).unwrap_or(u16::MAX);
+        let flags = (e.flags & (KNOWN | TOLD_MASK))
+            | match (e.na.left, e.na.record.deadend) {
+                (true, _) => LEAF | LEFT,
+                (false, true) => LEAF,
+                (false, false) => 0,
+            };
+        self.adj
+            .extend(e.na.neighbors.iter().take(len.into()).map(|n| {
+                let slot = self.slots.get(&n.id).copied().unwrap_or(NONE);
+                (slot, rtt_code(n.rtt_us))
+            }));
+        let e = &mut self.entries[s as usize];
+        e.adj_at = at;
+        e.adj_len = len;
+        e.flags = flags;
+        if !track {
+            self.scratch = (old, new);
+            return;
+        }
+        self.touched.push(s);
+        new.extend(self.adj_of(s).iter().filter(|(n, _)| *n != NONE));
+        old.sort_unstable();
+        new.sort_unstable();
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < new.len() {
+            match (old.get(i), new.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), b) if b.is_none_or(|b| a < b) => {
+                    self.touched.push(a.0);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    self.touched.push(b.0);
+                    j += 1;
+                }
+                _ => break,
+            }
+        }
+        let id = self.entries[s as usize].na.id;
+        for &(n, _) in &new {
+            let Some(en) = self.entries.get(n as usize) else {
                 continue;
             };
-            e.adj_at = self.adj.len() as u32;
-            e.adj_len = u16::try_from(e.na.neighbors.len()).unwrap_or(u16::MAX);
-            e.flags = (e.flags & (KNOWN | TOLD_MASK))
-                | match (e.na.left, e.na.record.deadend) {
-                    (true, _) => LEAF | LEFT,
-                    (false, true) => LEAF,
-                    (false, false) => 0,
-                };
-            self.adj
-                .extend(e.na.neighbors.iter().take(e.adj_len.into()).map(|n| {
-                    let slot = self.slots.get(&n.id).copied().unwrap_or(NONE);
-                    (slot, rtt_code(n.rtt_us))
-                }));
+            if en.flags & STALE != 0 {
+                continue; // its own lookup, still to come, finds `s`
+            }
+            let Ok(pos) = en.na.neighbors.binary_search_by_key(&id, |nb| nb.id) else {
+                continue;
+            };
+            if pos < usize::from(en.adj_len) {
+                let k = en.adj_at as usize + pos;
+                if self.adj[k].0 != s {
+                    self.adj[k].0 = s;
+                    self.touched.push(n);
+                }
+            }
+        }
+        if new.capacity() <= 4096 {
+            self.scratch = (old, new);
         }
     }
 
+    /// Copies the runs in use into a new vector, dropping the garbage.
+    fn compact_adj(&mut self) {
+        let mut adj = Vec::with_capacity(self.adj.len() - self.garbage);
+        for s in 0..self.entries.len() as u32 {
+            let run = self.adj_of(s);
+            let at = adj.len() as u32;
+            adj.extend_from_slice(run);
+            self.entries[s as usize].adj_at = at;
+        }
+        self.adj = adj;
+        self.garbage = 0;
+    }
+
     /// The neighbours of the entry in slot `s`, as (slot, RTT).
-    fn adj_of(&self, s: u32) -> &[(u32, u32)] {
-        let e = &self.entries[s as usize];
+    pub(super) fn adj_of(&self, s: u32) -> &[(u32, u32)] {
+        let Some(e) = self.entries.get(s as usize) else {
+            return &[];
+        };
         let at = e.adj_at as usize;
         self.adj
             .get(at..at + usize::from(e.adj_len))
@@ -86,7 +182,7 @@ impl Table {
     /// one (a hub, or a peer announcing thousands of one-sided links) is
     /// searched by id in the announcement, which `offer` keeps sorted, so
     /// one edge check never costs the degree.
-    fn lists_slot(&self, n: u32, x: u32) -> bool {
+    pub(super) fn lists_slot(&self, n: u32, x: u32) -> bool {
         let run = self.adj_of(n);
         if run.len() <= 16 {
             return run.iter().any(|&(m, _)| m == x);
@@ -108,12 +204,12 @@ impl Table {
             .is_some_and(|e| e.na.neighbors.binary_search_by_key(b, |n| n.id).is_ok())
     }
 
-    /// Recomputes reachability by breadth-first search from `me` over edges
-    /// that both ends agree on. `my_links` are this node's live neighbours
-    /// with their RTT, which count as edges on their own: a live link is
-    /// proof enough. Deadend and departed nodes are leaves: nothing is
-    /// routed through them. Returns the status changes, and the nodes whose
-    /// place in the tree changed.
+    /// Recomputes reachability from `me` over edges that both ends agree
+    /// on. `my_links` are this node's live neighbours with their RTT,
+    /// which count as edges on their own: a live link is proof enough.
+    /// Deadend and departed nodes are leaves: nothing is routed through
+    /// them. Returns the status changes, and the nodes whose place in the
+    /// tree changed.
     pub fn recompute(
         &mut self,
         me: NodeId,
@@ -123,20 +219,65 @@ impl Table {
         let Some(&root) = self.slots.get(&me) else {
             return (Vec::new(), Vec::new());
         };
-        self.refresh_adj();
-        let found = self.search(root, my_links);
-        self.apply(root, &found, now_ms)
+        let whole = self.refresh_adj() || !self.routed || root != self.root;
+        let links = self.link_slots(root, my_links);
+        if whole {
+            self.touched.clear();
+            self.links = links;
+            self.root = root;
+            self.routed = true;
+            let found = self.search(root);
+            return self.apply(root, &found, now_ms);
+        }
+        if links != self.links {
+            // The root's edges changed: it and every neighbour whose link
+            // came, went or changed its RTT.
+            self.touched.push(root);
+            let mut diff: Vec<(u32, u32)> = links.clone();
+            diff.extend_from_slice(&self.links);
+            diff.sort_unstable();
+            let mut i = 0;
+            while i < diff.len() {
+                if diff.get(i + 1) == Some(&diff[i]) {
+                    i += 2;
+                } else {
+                    self.touched.push(diff[i].0);
+                    i += 1;
+                }
+            }
+            self.links = links;
+        }
+        self.repair(root, now_ms)
     }
 
-    /// The breadth-first search: how each slot is reached, if it is.
-    fn search(&self, root: u32, my_links: &[(NodeId, Option<u32>)]) -> Vec<Found> {
-        let sum = |a: u32, b: u32| {
-            if a == NONE || b == NONE {
-                NONE
-            } else {
-                a.saturating_add(b).min(NONE - 1)
-            }
-        };
+    /// This node's links as (slot, RTT) in slot order: one per neighbour
+    /// (unmeasured first, then the smallest RTT), known ones only.
+    fn link_slots(&self, root: u32, my_links: &[(NodeId, Option<u32>)]) -> Vec<(u32, u32)> {
+        let mut first: Vec<(NodeId, Option<u32>)> = my_links.to_vec();
+        first.sort();
+        first.dedup_by_key(|(n, _)| *n);
+        let mut links: Vec<(u32, u32)> = first
+            .iter()
+            .filter_map(|(n, r)| Some((*self.slots.get(n)?, rtt_code(*r))))
+            .filter(|(s, _)| *s != root)
+            .collect();
+        links.sort_unstable();
+        links
+    }
+
+    /// Whether the node in slot `a` sorts before the one in slot `b` by
+    /// id: how ties between parents are broken.
+    pub(super) fn id_less(&self, a: u32, b: u32) -> bool {
+        match (self.entries.get(a as usize), self.entries.get(b as usize)) {
+            (Some(x), Some(y)) => x.na.id < y.na.id,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// The breadth-first search of the whole graph: how each slot is
+    /// reached, if it is.
+    pub(super) fn search(&self, root: u32) -> Vec<Found> {
         let mut found = vec![Found::UNSEEN; self.entries.len()];
         let mut queue = VecDeque::new();
         found[root as usize] = Found {
@@ -145,41 +286,38 @@ impl Table {
             first: root,
             rtt: 0,
         };
-        let mut first: Vec<(NodeId, Option<u32>)> = my_links.to_vec();
-        first.sort();
-        first.dedup_by_key(|(n, _)| *n);
-        for (n, r) in first {
-            let Some(&s) = self.slots.get(&n) else {
-                continue;
+        for &(s, rtt) in &self.links {
+            found[s as usize] = Found {
+                hops: 1,
+                parent: root,
+                first: s,
+                rtt,
             };
-            if found[s as usize].hops == NONE {
-                found[s as usize] = Found {
-                    hops: 1,
-                    parent: root,
-                    first: s,
-                    rtt: rtt_code(r),
-                };
-                queue.push_back(s);
-            }
+            queue.push_back(s);
         }
         while let Some(x) = queue.pop_front() {
             if self.entries[x as usize].flags & LEAF != 0 {
                 continue;
             }
             let fx = found[x as usize];
-            // In id order (see `offer`).
             for &(n, rtt) in self.adj_of(x) {
-                if n == NONE || found[n as usize].hops != NONE {
+                let Some(&f) = found.get(n as usize) else {
                     continue;
-                }
-                if self.lists_slot(n, x) {
+                };
+                // Every node one hop further is dequeued after all of
+                // this one's level: a better parent can still take it.
+                let take = f.hops == NONE
+                    || (f.hops == fx.hops + 1 && f.parent != x && self.id_less(x, f.parent));
+                if take && self.lists_slot(n, x) {
                     found[n as usize] = Found {
                         hops: fx.hops + 1,
                         parent: x,
                         first: fx.first,
-                        rtt: sum(fx.rtt, rtt),
+                        rtt: rtt_sum(fx.rtt, rtt),
                     };
-                    queue.push_back(n);
+                    if f.hops == NONE {
+                        queue.push_back(n);
+                    }
                 }
             }
         }
@@ -193,9 +331,7 @@ impl Table {
         let mut moved = Vec::new();
         self.alive = 0;
         for (s, e) in self.entries.iter_mut().enumerate() {
-            let left = e.flags & LEFT != 0;
-            let before = e.status;
-            let place = (e.parent, e.hops);
+            let before = Before::of(e);
             let f = found[s];
             if f.hops != NONE {
                 e.rtt_us = f.rtt;
@@ -204,41 +340,78 @@ impl Table {
                     e.parent = f.parent;
                 }
                 e.next_hop = if s as u32 == root { NONE } else { f.first };
-                e.status = if left { Status::Left } else { Status::Alive };
-                if e.status == Status::Alive || before == Status::Alive {
-                    e.last_seen_ms = now_ms;
-                }
             } else {
                 e.rtt_us = NONE;
                 e.hops = NONE;
                 e.next_hop = NONE;
-                e.status = if left {
-                    Status::Left
-                } else {
-                    Status::Unreachable
-                };
-                if before == Status::Alive {
-                    e.last_seen_ms = now_ms;
-                }
             }
+            before.settle(e, now_ms, &mut changes, &mut moved);
             self.alive += usize::from(e.status == Status::Alive);
-            let known = e.flags & KNOWN != 0;
-            if e.status != Status::Unreachable {
-                e.flags |= KNOWN;
-            }
-            if e.status != before {
-                changes.push(Change {
-                    id: e.na.id,
-                    from: before,
-                    to: e.status,
-                    first: !known,
-                });
-            } else if (e.parent, e.hops) != place {
-                moved.push(e.na.id);
-            }
         }
         changes.sort_by_key(|c| c.id);
         moved.sort();
         (changes, moved)
+    }
+}
+
+/// An RTT along the tree: the parent's plus the link's, unknown if either
+/// is.
+pub(super) fn rtt_sum(a: u32, b: u32) -> u32 {
+    if a == NONE || b == NONE {
+        NONE
+    } else {
+        a.saturating_add(b).min(NONE - 1)
+    }
+}
+
+/// An entry's status and place before a recompute.
+#[derive(Clone, Copy)]
+pub(super) struct Before {
+    status: Status,
+    parent: u32,
+    hops: u32,
+}
+
+impl Before {
+    pub(super) fn of(e: &Entry) -> Before {
+        Before {
+            status: e.status,
+            parent: e.parent,
+            hops: e.hops,
+        }
+    }
+
+    /// Sets the entry's status from its place (reached or not) and notes
+    /// what a user would see change: its status, or its place in the tree.
+    pub(super) fn settle(
+        self,
+        e: &mut Entry,
+        now_ms: u64,
+        changes: &mut Vec<Change>,
+        moved: &mut Vec<NodeId>,
+    ) {
+        let left = e.flags & LEFT != 0;
+        e.status = match (e.hops != NONE, left) {
+            (_, true) => Status::Left,
+            (true, false) => Status::Alive,
+            (false, false) => Status::Unreachable,
+        };
+        if e.status != self.status && (e.status == Status::Alive || self.status == Status::Alive) {
+            e.last_seen_ms = now_ms;
+        }
+        let known = e.flags & KNOWN != 0;
+        if e.status != Status::Unreachable {
+            e.flags |= KNOWN;
+        }
+        if e.status != self.status {
+            changes.push(Change {
+                id: e.na.id,
+                from: self.status,
+                to: e.status,
+                first: !known,
+            });
+        } else if (e.parent, e.hops) != (self.parent, self.hops) {
+            moved.push(e.na.id);
+        }
     }
 }

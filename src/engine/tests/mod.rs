@@ -145,12 +145,16 @@ fn of_two_links_the_one_dialled_by_the_lower_id_stays() {
     assert_eq!(closed(&e.take_actions()), [2]);
 }
 
-#[test]
-fn the_digest_answer_is_what_the_peer_lacks_or_holds_older() {
+/// Peer 6's digest answered after `link 1`'s peer 9 announced `nine`
+/// versions past its Hello: the ids sent to 6.
+fn digest_answer(nine: u64) -> Vec<u128> {
     let mut e = engine(5, Config::default());
     link(&mut e, 1, 9, false, 0);
     e.frame(now(1), 1, PeerMsg::Na(Arc::new(na(7, 4, &[]))));
     e.frame(now(1), 1, PeerMsg::Na(Arc::new(na(8, 2, &[]))));
+    for seq in 0..nine {
+        e.frame(now(1), 1, PeerMsg::Na(Arc::new(na(9, 2 + seq, &[5]))));
+    }
     e.take_actions();
     link(&mut e, 2, 6, false, 2);
     e.take_actions();
@@ -178,7 +182,19 @@ fn the_digest_answer_is_what_the_peer_lacks_or_holds_older() {
         })
         .collect();
     ids.sort();
-    assert_eq!(ids, [5, 8, 9]);
+    ids
+}
+
+#[test]
+fn the_digest_answer_is_what_the_peer_lacks_or_holds_older() {
+    assert_eq!(digest_answer(1), [5, 8, 9]);
+}
+
+/// A neighbour's announcement as its Hello gave it is superseded as soon
+/// as the neighbour announces the new link: a sync does not hand it on.
+#[test]
+fn a_sync_does_not_hand_on_a_hello_version() {
+    assert_eq!(digest_answer(0), [5, 8]);
 }
 
 #[test]

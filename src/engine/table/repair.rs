@@ -1,0 +1,289 @@
+//! Repairing the tree where the graph changed, instead of searching it
+//! all: work in proportion to what changed, not to the table.
+//!
+//! Every node holds every node, and every announcement heard changes the
+//! graph a little: a search of the whole table per change was most of the
+//! time of a 10,000-node simulation. A repair starts from the slots whose
+//! edges changed (`touched`, from the neighbour lookups and this node's
+//! links):
+//!
+//! 1. *Cut*: a touched node whose edge to its parent is gone, or a child
+//!    of a touched node whose edge to it is gone, loses its place, with
+//!    everything below it in the tree.
+//! 2. *Seed*: every node without a place that was touched or cut takes
+//!    the best of its neighbours that kept theirs.
+//! 3. *Relax*: from the touched and the re-placed nodes, in order of hops
+//!    (a breadth-first search run from many places at once), a node offers
+//!    each neighbour a place one hop further; it takes it if it is closer,
+//!    or as close through a smaller id; a child whose parent's first hop or
+//!    RTT changed follows it.
+//!
+//! The result is the tree the whole search finds (debug builds check it
+//! on every repair; `tests` against a model on random changes).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::routes::{rtt_sum, Before};
+use super::*;
+
+impl Table {
+    /// Repairs the tree from `touched`; returns what [`Table::recompute`]
+    /// returns.
+    pub(super) fn repair(&mut self, root: u32, now_ms: u64) -> (Vec<Change>, Vec<NodeId>) {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        touched.retain(|&s| (s as usize) < self.entries.len());
+        let mut dirty: Vec<(u32, Before)> = Vec::new();
+        for &t in &touched {
+            self.note(t, &mut dirty);
+        }
+        // 1. Cut.
+        let mut cut = Vec::new();
+        for &t in &touched {
+            if !self.reached(t) {
+                continue;
+            }
+            if t != root && !self.edge_ok(self.entries[t as usize].parent, t) {
+                cut.push(t);
+            }
+            for c in self.children(t) {
+                if !self.edge_ok(t, c) {
+                    cut.push(c);
+                }
+            }
+        }
+        let lost = self.cut(cut, &mut dirty);
+        // 2. Seed.
+        let mut heap = BinaryHeap::new();
+        for &v in touched.iter().chain(&lost) {
+            if !self.reached(v) {
+                if let Some((p, rtt)) = self.best_parent(root, v) {
+                    self.place(v, p, rtt, &mut dirty);
+                }
+            }
+            if self.reached(v) {
+                heap.push(Reverse((self.entries[v as usize].hops, v)));
+            }
+        }
+        // 3. Relax.
+        while let Some(Reverse((h, x))) = heap.pop() {
+            if self.entries[x as usize].hops != h {
+                continue; // placed again since it was queued
+            }
+            if x != root && self.entries[x as usize].flags & LEAF != 0 {
+                continue;
+            }
+            let (at, len) = if x == root {
+                (0, self.links.len())
+            } else {
+                let e = &self.entries[x as usize];
+                (e.adj_at as usize, usize::from(e.adj_len))
+            };
+            for k in at..at + len {
+                let (n, rtt) = if x == root {
+                    self.links[k]
+                } else {
+                    self.adj[k]
+                };
+                let Some(en) = self.entries.get(n as usize) else {
+                    continue;
+                };
+                if n == root || (x != root && !self.lists_slot(n, x)) {
+                    continue;
+                }
+                let (hops, parent) = (en.hops, en.parent);
+                let closer = hops == NONE
+                    || h + 1 < hops
+                    || (h + 1 == hops && parent != x && self.id_less(x, parent));
+                if closer {
+                    self.place(n, x, rtt, &mut dirty);
+                    heap.push(Reverse((h + 1, n)));
+                } else if parent == x && hops == h + 1 && self.follow(n, x, rtt, &mut dirty) {
+                    heap.push(Reverse((h + 1, n)));
+                }
+            }
+        }
+        // Statuses of what was touched or moved.
+        let mut changes = Vec::new();
+        let mut moved = Vec::new();
+        for (s, before) in dirty {
+            let e = &mut self.entries[s as usize];
+            e.flags &= !DIRTY;
+            let was = e.status == Status::Alive;
+            before.settle(e, now_ms, &mut changes, &mut moved);
+            let is = e.status == Status::Alive;
+            self.alive = (self.alive + usize::from(is)).saturating_sub(usize::from(was));
+        }
+        changes.sort_by_key(|c| c.id);
+        moved.sort();
+        if touched.capacity() <= 1024 {
+            touched.clear();
+            self.touched = touched;
+        }
+        #[cfg(debug_assertions)]
+        self.check_against_search(root);
+        (changes, moved)
+    }
+
+    /// Records the status and place of slot `s` before this repair, once.
+    fn note(&mut self, s: u32, dirty: &mut Vec<(u32, Before)>) {
+        let e = &mut self.entries[s as usize];
+        if e.flags & DIRTY == 0 {
+            e.flags |= DIRTY;
+            dirty.push((s, Before::of(e)));
+        }
+    }
+
+    /// Whether slot `s` has a place in the tree.
+    fn reached(&self, s: u32) -> bool {
+        self.entries.get(s as usize).is_some_and(|e| e.hops != NONE)
+    }
+
+    /// The announced RTT of the edge from `p` to `c`, if `p` has a place,
+    /// passes routes on (the root always does) and the two agree on the
+    /// edge: `p` can be `c`'s parent. `Some(NONE)` when unmeasured.
+    fn edge(&self, p: u32, c: u32) -> Option<u32> {
+        if !self.reached(p) {
+            return None;
+        }
+        if p == self.root {
+            let i = self.links.binary_search_by_key(&c, |l| l.0).ok()?;
+            return Some(self.links[i].1);
+        }
+        let (ep, ec) = (self.entries.get(p as usize)?, self.entries.get(c as usize)?);
+        if ep.flags & LEAF != 0 || !self.lists_slot(c, p) {
+            return None;
+        }
+        let pos = ep
+            .na
+            .neighbors
+            .binary_search_by_key(&ec.na.id, |nb| nb.id)
+            .ok()
+            .filter(|&i| i < usize::from(ep.adj_len))?;
+        let (slot, rtt) = self.adj[ep.adj_at as usize + pos];
+        (slot == c).then_some(rtt)
+    }
+
+    fn edge_ok(&self, p: u32, c: u32) -> bool {
+        self.edge(p, c).is_some()
+    }
+
+    /// The children of `p` in the tree as it stands: neighbours one hop
+    /// further whose parent it is.
+    fn children(&self, p: u32) -> Vec<u32> {
+        let Some(ep) = self.entries.get(p as usize) else {
+            return Vec::new();
+        };
+        let below = ep.hops.saturating_add(1);
+        let run: &[(u32, u32)] = if p == self.root {
+            &self.links
+        } else {
+            self.adj_of(p)
+        };
+        run.iter()
+            .map(|&(c, _)| c)
+            .filter(|&c| {
+                self.entries
+                    .get(c as usize)
+                    .is_some_and(|e| e.parent == p && e.hops == below)
+            })
+            .collect()
+    }
+
+    /// Takes the place of every node in the subtrees below `tops`; returns
+    /// them. They keep their last parent, as an unreachable node does.
+    fn cut(&mut self, mut tops: Vec<u32>, dirty: &mut Vec<(u32, Before)>) -> Vec<u32> {
+        let mut lost = Vec::new();
+        while let Some(v) = tops.pop() {
+            if !self.reached(v) {
+                continue;
+            }
+            tops.extend(self.children(v));
+            self.note(v, dirty);
+            let e = &mut self.entries[v as usize];
+            e.hops = NONE;
+            e.next_hop = NONE;
+            e.rtt_us = NONE;
+            lost.push(v);
+        }
+        lost
+    }
+
+    /// The best parent for `v` among the neighbours with a place: fewest
+    /// hops, then smallest id; with the RTT of the edge.
+    fn best_parent(&self, root: u32, v: u32) -> Option<(u32, u32)> {
+        if let Some(rtt) = self.edge(root, v) {
+            return Some((root, rtt));
+        }
+        let mut best: Option<(u32, u32)> = None;
+        for &(u, _) in self.adj_of(v) {
+            let Some(rtt) = self.edge(u, v) else {
+                continue;
+            };
+            let better = best.is_none_or(|(b, _)| {
+                let (hu, hb) = (self.entries[u as usize].hops, self.entries[b as usize].hops);
+                hu < hb || (hu == hb && self.id_less(u, b))
+            });
+            if better {
+                best = Some((u, rtt));
+            }
+        }
+        best
+    }
+
+    /// Places `n` below `p`, over an edge of RTT `rtt`.
+    fn place(&mut self, n: u32, p: u32, rtt: u32, dirty: &mut Vec<(u32, Before)>) {
+        self.note(n, dirty);
+        let (hops, first, prtt) = {
+            let ep = &self.entries[p as usize];
+            let first = if p == self.root { n } else { ep.next_hop };
+            (ep.hops + 1, first, ep.rtt_us)
+        };
+        let e = &mut self.entries[n as usize];
+        e.hops = hops;
+        e.parent = p;
+        e.next_hop = first;
+        e.rtt_us = rtt_sum(prtt, rtt);
+    }
+
+    /// Brings `n`'s first hop and RTT in line with its parent `p`'s;
+    /// returns whether they changed.
+    fn follow(&mut self, n: u32, p: u32, rtt: u32, dirty: &mut Vec<(u32, Before)>) -> bool {
+        let ep = &self.entries[p as usize];
+        let first = if p == self.root { n } else { ep.next_hop };
+        let sum = rtt_sum(ep.rtt_us, rtt);
+        let e = &self.entries[n as usize];
+        if (e.next_hop, e.rtt_us) == (first, sum) {
+            return false;
+        }
+        self.note(n, dirty);
+        let e = &mut self.entries[n as usize];
+        e.next_hop = first;
+        e.rtt_us = sum;
+        true
+    }
+
+    /// Debug builds: the repaired tree is the one the whole search finds.
+    #[cfg(debug_assertions)]
+    fn check_against_search(&self, root: u32) {
+        let found = self.search(root);
+        for (s, (e, f)) in self.entries.iter().zip(&found).enumerate() {
+            let want = if f.hops == NONE {
+                (NONE, NONE, NONE)
+            } else {
+                let first = if s as u32 == root { NONE } else { f.first };
+                (f.hops, first, f.rtt)
+            };
+            assert_eq!(
+                (e.hops, e.next_hop, e.rtt_us),
+                want,
+                "repaired tree differs from the search at slot {s}"
+            );
+            if f.hops != NONE && s as u32 != root {
+                assert_eq!(e.parent, f.parent, "parent of slot {s}");
+            }
+        }
+    }
+}
