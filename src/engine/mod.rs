@@ -324,10 +324,8 @@ impl Engine {
         std::mem::take(&mut self.actions)
     }
 
-    /// Moves the actions the host must carry out to the end of `out`,
-    /// keeping a small vector's room for the next (a simulation of
-    /// thousands of engines calls this once per frame; a flood's room is
-    /// given back, or 10,000 engines would each keep theirs).
+    /// Moves the actions to the end of `out`, keeping a small vector's
+    /// room (a simulation calls this once per frame; a flood's is freed).
     pub fn drain_actions(&mut self, out: &mut Vec<Action>) {
         out.append(&mut self.actions);
         if self.actions.capacity() > 16 {
@@ -441,14 +439,8 @@ impl Engine {
             .collect();
         self.redial_now(&back);
         for c in changes {
-            // (The name is looked up only when the line is written: every
-            // node sees every other come alive as a network forms.)
-            let name = || {
-                self.table
-                    .get(&c.id)
-                    .map(|e| e.na.record.name.as_str())
-                    .unwrap_or_default()
-            };
+            // Looked up only for a line written: N² changes as a network forms.
+            let name = || self.table.get(&c.id).map_or("", |e| &e.na.record.name);
             if c.id != self.me && c.first {
                 tracing::info!(node = %name(), id = %c.id.short(), "new node, {}", c.to.as_str());
             } else if c.id != self.me

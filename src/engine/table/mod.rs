@@ -399,4 +399,6 @@ pub use routes::Change;
 pub use view::split_addr;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
