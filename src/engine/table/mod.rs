@@ -131,9 +131,12 @@ pub struct Table {
     all_stale: bool,
     /// Runs in `adj` no entry uses any more.
     garbage: usize,
-    /// Slots whose edges, leaf flags or RTTs may have changed since the
-    /// last recompute: where the next one starts (see `repair`).
+    /// Slots whose announcements changed since the last recompute (new
+    /// ones included): where the next one starts (see `repair`).
     touched: Vec<u32>,
+    /// Edges (either way round) that may have appeared, gone or changed
+    /// their RTT since the last recompute.
+    edges: Vec<(u32, u32)>,
     /// This node's live links as of the last recompute, as (slot, RTT) in
     /// slot order: the root's edges.
     links: Vec<(u32, u32)>,

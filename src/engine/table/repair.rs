@@ -35,36 +35,56 @@ impl Table {
         touched.sort_unstable();
         touched.dedup();
         touched.retain(|&s| (s as usize) < self.entries.len());
+        let mut edges = std::mem::take(&mut self.edges);
+        edges.sort_unstable();
+        edges.dedup();
         let mut dirty: Vec<(u32, Before)> = Vec::new();
         for &t in &touched {
             self.note(t, &mut dirty);
         }
-        // 1. Cut.
+        // 1. Cut: a child over an edge that is gone, or below a node that
+        // became a leaf.
         let mut cut = Vec::new();
-        for &t in &touched {
-            if !self.reached(t) {
-                continue;
-            }
-            if t != root && !self.edge_ok(self.entries[t as usize].parent, t) {
-                cut.push(t);
-            }
-            for c in self.children(t) {
-                if !self.edge_ok(t, c) {
+        for &(a, b) in edges.iter().filter(|(a, b)| a != b) {
+            for (p, c) in [(a, b), (b, a)] {
+                let Some(ec) = self.entries.get(c as usize) else {
+                    continue;
+                };
+                if c != root && ec.hops != NONE && ec.parent == p && !self.edge_ok(p, c) {
                     cut.push(c);
                 }
             }
         }
+        // (An edge from a node to itself: its leaf flag changed.)
+        let flagged: Vec<u32> = edges.iter().filter(|(a, b)| a == b).map(|e| e.0).collect();
+        for &t in &flagged {
+            if self.reached(t) && t != root && self.entries[t as usize].flags & LEAF != 0 {
+                cut.extend(self.children(t));
+            }
+        }
         let lost = self.cut(cut, &mut dirty);
-        // 2. Seed.
+        // 2. Seed: what has no place takes the best neighbour's; every
+        // changed edge is offered both ways; a node that stopped being a
+        // leaf offers all of its.
         let mut heap = BinaryHeap::new();
         for &v in touched.iter().chain(&lost) {
             if !self.reached(v) {
                 if let Some((p, rtt)) = self.best_parent(root, v) {
                     self.place(v, p, rtt, &mut dirty);
+                    heap.push(Reverse((self.entries[v as usize].hops, v)));
                 }
             }
-            if self.reached(v) {
-                heap.push(Reverse((self.entries[v as usize].hops, v)));
+        }
+        for &(a, b) in edges.iter().filter(|(a, b)| a != b) {
+            for (x, n) in [(a, b), (b, a)] {
+                if let Some(rtt) = self.edge(x, n) {
+                    self.offer_place(x, n, rtt, &mut heap, &mut dirty);
+                }
+            }
+        }
+        for &t in &flagged {
+            if t != root && self.reached(t) && self.entries[t as usize].flags & LEAF == 0 {
+                heap.push(Reverse((self.entries[t as usize].hops, t)));
             }
         }
         // 3. Relax.
@@ -87,22 +107,10 @@ impl Table {
                 } else {
                     self.adj[k]
                 };
-                let Some(en) = self.entries.get(n as usize) else {
-                    continue;
-                };
-                if n == root || (x != root && !self.lists_slot(n, x)) {
+                if n == NONE || n == root || (x != root && !self.lists_slot(n, x)) {
                     continue;
                 }
-                let (hops, parent) = (en.hops, en.parent);
-                let closer = hops == NONE
-                    || h + 1 < hops
-                    || (h + 1 == hops && parent != x && self.id_less(x, parent));
-                if closer {
-                    self.place(n, x, rtt, &mut dirty);
-                    heap.push(Reverse((h + 1, n)));
-                } else if parent == x && hops == h + 1 && self.follow(n, x, rtt, &mut dirty) {
-                    heap.push(Reverse((h + 1, n)));
-                }
+                self.offer_place(x, n, rtt, &mut heap, &mut dirty);
             }
         }
         // Statuses of what was touched or moved.
@@ -118,9 +126,11 @@ impl Table {
         }
         changes.sort_by_key(|c| c.id);
         moved.sort();
-        if touched.capacity() <= 1024 {
+        if touched.capacity() <= 1024 && edges.capacity() <= 1024 {
             touched.clear();
+            edges.clear();
             self.touched = touched;
+            self.edges = edges;
         }
         #[cfg(debug_assertions)]
         self.check_against_search(root);
@@ -133,6 +143,34 @@ impl Table {
         if e.flags & DIRTY == 0 {
             e.flags |= DIRTY;
             dirty.push((s, Before::of(e)));
+        }
+    }
+
+    /// `x`, which has a place and passes routes on, offers `n` a place
+    /// below it over an edge of RTT `rtt`: taken if closer, or as close
+    /// through a smaller id; followed if `x` is its parent already. What
+    /// changed is queued to offer on.
+    fn offer_place(
+        &mut self,
+        x: u32,
+        n: u32,
+        rtt: u32,
+        heap: &mut BinaryHeap<Reverse<(u32, u32)>>,
+        dirty: &mut Vec<(u32, Before)>,
+    ) {
+        let h = self.entries[x as usize].hops;
+        let Some(en) = self.entries.get(n as usize) else {
+            return;
+        };
+        let (hops, parent) = (en.hops, en.parent);
+        let closer = hops == NONE
+            || h + 1 < hops
+            || (h + 1 == hops && parent != x && self.id_less(x, parent));
+        if closer {
+            self.place(n, x, rtt, dirty);
+            heap.push(Reverse((h + 1, n)));
+        } else if parent == x && hops == h + 1 && self.follow(n, x, rtt, dirty) {
+            heap.push(Reverse((h + 1, n)));
         }
     }
 
@@ -155,6 +193,12 @@ impl Table {
         let (ep, ec) = (self.entries.get(p as usize)?, self.entries.get(c as usize)?);
         if ep.flags & LEAF != 0 || !self.lists_slot(c, p) {
             return None;
+        }
+        let run = self.adj_of(p);
+        if run.len() <= 16 {
+            // Scanned: the announcement itself is not touched (at 10,000
+            // nodes it is seldom in the cache).
+            return run.iter().find(|(n, _)| *n == c).map(|(_, rtt)| *rtt);
         }
         let pos = ep
             .na

@@ -55,6 +55,7 @@ impl Table {
             self.all_stale = false;
             self.stale.clear();
             self.touched.clear();
+            self.edges.clear();
             self.adj.clear();
             self.garbage = 0;
             for s in 0..self.entries.len() as u32 {
@@ -100,6 +101,7 @@ impl Table {
                 (slot, rtt_code(n.rtt_us))
             }));
         let e = &mut self.entries[s as usize];
+        let leaf_changed = (e.flags ^ flags) & LEAF != 0;
         e.adj_at = at;
         e.adj_len = len;
         e.flags = flags;
@@ -108,9 +110,13 @@ impl Table {
             return;
         }
         self.touched.push(s);
+        if leaf_changed {
+            self.edges.push((s, s)); // (see `repair`)
+        }
         new.extend(self.adj_of(s).iter().filter(|(n, _)| *n != NONE));
         old.sort_unstable();
         new.sort_unstable();
+        let e0 = self.edges.len();
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < new.len() {
             match (old.get(i), new.get(j)) {
@@ -119,18 +125,22 @@ impl Table {
                     j += 1;
                 }
                 (Some(a), b) if b.is_none_or(|b| a < b) => {
-                    self.touched.push(a.0);
+                    self.edges.push((s, a.0));
                     i += 1;
                 }
                 (_, Some(b)) => {
-                    self.touched.push(b.0);
+                    self.edges.push((s, b.0));
                     j += 1;
                 }
                 _ => break,
             }
         }
+        // Only neighbours that came or changed: those that stayed were
+        // resolved when they came (a hub's change costs what changed).
         let id = self.entries[s as usize].na.id;
-        for &(n, _) in &new {
+        old.clear();
+        old.extend(self.edges[e0..].iter().map(|&(_, n)| (n, 0)));
+        for &(n, _) in &old {
             let Some(en) = self.entries.get(n as usize) else {
                 continue;
             };
@@ -144,7 +154,7 @@ impl Table {
                 let k = en.adj_at as usize + pos;
                 if self.adj[k].0 != s {
                     self.adj[k].0 = s;
-                    self.touched.push(n);
+                    self.edges.push((s, n));
                 }
             }
         }
@@ -223,6 +233,7 @@ impl Table {
         let links = self.link_slots(root, my_links);
         if whole {
             self.touched.clear();
+            self.edges.clear();
             self.links = links;
             self.root = root;
             self.routed = true;
@@ -232,7 +243,6 @@ impl Table {
         if links != self.links {
             // The root's edges changed: it and every neighbour whose link
             // came, went or changed its RTT.
-            self.touched.push(root);
             let mut diff: Vec<(u32, u32)> = links.clone();
             diff.extend_from_slice(&self.links);
             diff.sort_unstable();
@@ -241,7 +251,7 @@ impl Table {
                 if diff.get(i + 1) == Some(&diff[i]) {
                     i += 2;
                 } else {
-                    self.touched.push(diff[i].0);
+                    self.edges.push((root, diff[i].0));
                     i += 1;
                 }
             }
