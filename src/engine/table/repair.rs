@@ -3,20 +3,24 @@
 //!
 //! Every node holds every node, and every announcement heard changes the
 //! graph a little: a search of the whole table per change was most of the
-//! time of a 10,000-node simulation. A repair starts from the slots whose
-//! edges changed (`touched`, from the neighbour lookups and this node's
-//! links):
+//! time of a 10,000-node simulation. A repair starts from the edges that
+//! changed (`edges`, noted by the neighbour lookups and this node's links;
+//! an edge from a node to itself says its leaf flag changed) and the
+//! nodes whose announcements changed (`touched`):
 //!
-//! 1. *Cut*: a touched node whose edge to its parent is gone, or a child
-//!    of a touched node whose edge to it is gone, loses its place, with
-//!    everything below it in the tree.
+//! 1. *Cut*: a node whose edge to its parent is gone, or whose parent
+//!    became a leaf, loses its place, with everything below it.
 //! 2. *Seed*: every node without a place that was touched or cut takes
-//!    the best of its neighbours that kept theirs.
-//! 3. *Relax*: from the touched and the re-placed nodes, in order of hops
-//!    (a breadth-first search run from many places at once), a node offers
+//!    the best of its neighbours that kept theirs; every changed edge is
+//!    offered both ways; a node that stopped being a leaf offers all its.
+//! 3. *Relax*: from every node whose place changed, in order of hops (a
+//!    breadth-first search run from many places at once), a node offers
 //!    each neighbour a place one hop further; it takes it if it is closer,
-//!    or as close through a smaller id; a child whose parent's first hop or
-//!    RTT changed follows it.
+//!    or as close through a smaller id; a child whose parent's first hop
+//!    or RTT changed follows it.
+//!
+//! A change at a hub (one leaf more) is one changed edge: the work does
+//! not grow with the hub's degree.
 //!
 //! The result is the tree the whole search finds (debug builds check it
 //! on every repair; `tests` against a model on random changes).
