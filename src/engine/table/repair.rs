@@ -23,7 +23,7 @@
 //! not grow with the hub's degree.
 //!
 //! The result is the tree the whole search finds (debug builds check it
-//! on every repair; `tests` against a model on random changes).
+//! on every repair; `model.rs` tests it against a plain model).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
