@@ -137,6 +137,9 @@ pub struct Table {
     /// Edges (either way round) that may have appeared, gone or changed
     /// their RTT since the last recompute.
     edges: Vec<(u32, u32)>,
+    /// Slots whose leaf flag (deadend or departed) changed since the last
+    /// recompute.
+    leafed: Vec<u32>,
     /// This node's live links as of the last recompute, as (slot, RTT) in
     /// slot order: the root's edges.
     links: Vec<(u32, u32)>,

@@ -4,9 +4,9 @@
 //! Every node holds every node, and every announcement heard changes the
 //! graph a little: a search of the whole table per change was most of the
 //! time of a 10,000-node simulation. A repair starts from the edges that
-//! changed (`edges`, noted by the neighbour lookups and this node's links;
-//! an edge from a node to itself says its leaf flag changed) and the
-//! nodes whose announcements changed (`touched`):
+//! changed (`edges`, noted by the neighbour lookups and this node's
+//! links), the nodes whose leaf flag changed (`leafed`) and the nodes
+//! whose announcements changed (`touched`):
 //!
 //! 1. *Cut*: a node whose edge to its parent is gone, or whose parent
 //!    became a leaf, loses its place, with everything below it.
@@ -38,10 +38,10 @@ impl Table {
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
-        touched.retain(|&s| (s as usize) < self.entries.len());
         let mut edges = std::mem::take(&mut self.edges);
         edges.sort_unstable();
         edges.dedup();
+        let leafed = std::mem::take(&mut self.leafed);
         let mut dirty: Vec<(u32, Before)> = Vec::new();
         for &t in &touched {
             self.note(t, &mut dirty);
@@ -49,7 +49,7 @@ impl Table {
         // 1. Cut: a child over an edge that is gone, or below a node that
         // became a leaf.
         let mut cut = Vec::new();
-        for &(a, b) in edges.iter().filter(|(a, b)| a != b) {
+        for &(a, b) in &edges {
             for (p, c) in [(a, b), (b, a)] {
                 let Some(ec) = self.entries.get(c as usize) else {
                     continue;
@@ -59,9 +59,7 @@ impl Table {
                 }
             }
         }
-        // (An edge from a node to itself: its leaf flag changed.)
-        let flagged: Vec<u32> = edges.iter().filter(|(a, b)| a == b).map(|e| e.0).collect();
-        for &t in &flagged {
+        for &t in &leafed {
             if self.reached(t) && t != root && self.entries[t as usize].flags & LEAF != 0 {
                 cut.extend(self.children(t));
             }
@@ -79,14 +77,14 @@ impl Table {
                 }
             }
         }
-        for &(a, b) in edges.iter().filter(|(a, b)| a != b) {
+        for &(a, b) in &edges {
             for (x, n) in [(a, b), (b, a)] {
                 if let Some(rtt) = self.edge(x, n) {
                     self.offer_place(x, n, rtt, &mut heap, &mut dirty);
                 }
             }
         }
-        for &t in &flagged {
+        for &t in &leafed {
             if t != root && self.reached(t) && self.entries[t as usize].flags & LEAF == 0 {
                 heap.push(Reverse((self.entries[t as usize].hops, t)));
             }
@@ -194,24 +192,10 @@ impl Table {
             let i = self.links.binary_search_by_key(&c, |l| l.0).ok()?;
             return Some(self.links[i].1);
         }
-        let (ep, ec) = (self.entries.get(p as usize)?, self.entries.get(c as usize)?);
-        if ep.flags & LEAF != 0 || !self.lists_slot(c, p) {
+        if self.entries.get(p as usize)?.flags & LEAF != 0 || !self.lists_slot(c, p) {
             return None;
         }
-        let run = self.adj_of(p);
-        if run.len() <= 16 {
-            // Scanned: the announcement itself is not touched (at 10,000
-            // nodes it is seldom in the cache).
-            return run.iter().find(|(n, _)| *n == c).map(|(_, rtt)| *rtt);
-        }
-        let pos = ep
-            .na
-            .neighbors
-            .binary_search_by_key(&ec.na.id, |nb| nb.id)
-            .ok()
-            .filter(|&i| i < usize::from(ep.adj_len))?;
-        let (slot, rtt) = self.adj[ep.adj_at as usize + pos];
-        (slot == c).then_some(rtt)
+        self.announced(p, c)
     }
 
     fn edge_ok(&self, p: u32, c: u32) -> bool {
@@ -281,35 +265,33 @@ impl Table {
         best
     }
 
+    /// What `n` holds below `p` over an edge of RTT `rtt`: its hops,
+    /// first hop and RTT along the tree.
+    fn below(&self, p: u32, n: u32, rtt: u32) -> (u32, u32, u32) {
+        let ep = &self.entries[p as usize];
+        let first = if p == self.root { n } else { ep.next_hop };
+        (ep.hops + 1, first, rtt_sum(ep.rtt_us, rtt))
+    }
+
     /// Places `n` below `p`, over an edge of RTT `rtt`.
     fn place(&mut self, n: u32, p: u32, rtt: u32, dirty: &mut Vec<(u32, Before)>) {
         self.note(n, dirty);
-        let (hops, first, prtt) = {
-            let ep = &self.entries[p as usize];
-            let first = if p == self.root { n } else { ep.next_hop };
-            (ep.hops + 1, first, ep.rtt_us)
-        };
+        let (hops, first, sum) = self.below(p, n, rtt);
         let e = &mut self.entries[n as usize];
-        e.hops = hops;
-        e.parent = p;
-        e.next_hop = first;
-        e.rtt_us = rtt_sum(prtt, rtt);
+        (e.hops, e.parent, e.next_hop, e.rtt_us) = (hops, p, first, sum);
     }
 
     /// Brings `n`'s first hop and RTT in line with its parent `p`'s;
     /// returns whether they changed.
     fn follow(&mut self, n: u32, p: u32, rtt: u32, dirty: &mut Vec<(u32, Before)>) -> bool {
-        let ep = &self.entries[p as usize];
-        let first = if p == self.root { n } else { ep.next_hop };
-        let sum = rtt_sum(ep.rtt_us, rtt);
+        let (_, first, sum) = self.below(p, n, rtt);
         let e = &self.entries[n as usize];
         if (e.next_hop, e.rtt_us) == (first, sum) {
             return false;
         }
         self.note(n, dirty);
         let e = &mut self.entries[n as usize];
-        e.next_hop = first;
-        e.rtt_us = sum;
+        (e.next_hop, e.rtt_us) = (first, sum);
         true
     }
 

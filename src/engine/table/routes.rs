@@ -56,6 +56,7 @@ impl Table {
             self.stale.clear();
             self.touched.clear();
             self.edges.clear();
+            self.leafed.clear();
             self.adj.clear();
             self.garbage = 0;
             for s in 0..self.entries.len() as u32 {
@@ -111,30 +112,13 @@ impl Table {
         }
         self.touched.push(s);
         if leaf_changed {
-            self.edges.push((s, s)); // (see `repair`)
+            self.leafed.push(s);
         }
         new.extend(self.adj_of(s).iter().filter(|(n, _)| *n != NONE));
         old.sort_unstable();
         new.sort_unstable();
         let e0 = self.edges.len();
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() || j < new.len() {
-            match (old.get(i), new.get(j)) {
-                (Some(a), Some(b)) if a == b => {
-                    i += 1;
-                    j += 1;
-                }
-                (Some(a), b) if b.is_none_or(|b| a < b) => {
-                    self.edges.push((s, a.0));
-                    i += 1;
-                }
-                (_, Some(b)) => {
-                    self.edges.push((s, b.0));
-                    j += 1;
-                }
-                _ => break,
-            }
-        }
+        differing(&old, &new, |n| self.edges.push((s, n)));
         // Only neighbours that came or changed: those that stayed were
         // resolved when they came (a hub's change costs what changed).
         let id = self.entries[s as usize].na.id;
@@ -187,24 +171,30 @@ impl Table {
             .unwrap_or_default()
     }
 
-    /// Whether the announcement in slot `n` lists the node in slot `x` as a
-    /// neighbour: the other half of an edge. A short run is scanned; a long
-    /// one (a hub, or a peer announcing thousands of one-sided links) is
-    /// searched by id in the announcement, which `offer` keeps sorted, so
-    /// one edge check never costs the degree.
-    pub(super) fn lists_slot(&self, n: u32, x: u32) -> bool {
+    /// The RTT the announcement in slot `n` gives the node in slot `x`
+    /// (`NONE` when unmeasured), if it lists it: one half of an edge. A
+    /// short run is scanned, without touching the announcement (at
+    /// 10,000 nodes seldom in the cache); a long one (a hub, or a peer
+    /// announcing thousands of one-sided links) is searched by id in the
+    /// announcement, which `offer` keeps sorted, so one edge check never
+    /// costs the degree.
+    pub(super) fn announced(&self, n: u32, x: u32) -> Option<u32> {
         let run = self.adj_of(n);
         if run.len() <= 16 {
-            return run.iter().any(|&(m, _)| m == x);
+            return run.iter().find(|&&(m, _)| m == x).map(|&(_, rtt)| rtt);
         }
-        let (Some(en), Some(ex)) = (self.entries.get(n as usize), self.entries.get(x as usize))
-        else {
-            return false;
-        };
-        en.na
+        let (en, ex) = (self.entries.get(n as usize)?, self.entries.get(x as usize)?);
+        let pos = en
+            .na
             .neighbors
             .binary_search_by_key(&ex.na.id, |nb| nb.id)
-            .is_ok()
+            .ok()?;
+        run.get(pos).map(|&(_, rtt)| rtt)
+    }
+
+    /// Whether the announcement in slot `n` lists the node in slot `x`.
+    pub(super) fn lists_slot(&self, n: u32, x: u32) -> bool {
+        self.announced(n, x).is_some()
     }
 
     /// Whether `a` announces a link to `b`. Neighbours are kept sorted
@@ -234,6 +224,7 @@ impl Table {
         if whole {
             self.touched.clear();
             self.edges.clear();
+            self.leafed.clear();
             self.links = links;
             self.root = root;
             self.routed = true;
@@ -243,18 +234,7 @@ impl Table {
         if links != self.links {
             // The root's edges changed: it and every neighbour whose link
             // came, went or changed its RTT.
-            let mut diff: Vec<(u32, u32)> = links.clone();
-            diff.extend_from_slice(&self.links);
-            diff.sort_unstable();
-            let mut i = 0;
-            while i < diff.len() {
-                if diff.get(i + 1) == Some(&diff[i]) {
-                    i += 2;
-                } else {
-                    self.edges.push((root, diff[i].0));
-                    i += 1;
-                }
-            }
+            differing(&links, &self.links, |n| self.edges.push((root, n)));
             self.links = links;
         }
         self.repair(root, now_ms)
@@ -361,6 +341,30 @@ impl Table {
         changes.sort_by_key(|c| c.id);
         moved.sort();
         (changes, moved)
+    }
+}
+
+/// Calls `f` with the slot of every (slot, RTT) in one of two sorted runs
+/// but not in the other: the edges that came, went or changed their RTT.
+fn differing(a: &[(u32, u32)], b: &[(u32, u32)], mut f: impl FnMut(u32)) {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => (i, j) = (i + 1, j + 1),
+            (Some(x), Some(y)) if x > y => {
+                f(y.0);
+                j += 1;
+            }
+            (Some(x), _) => {
+                f(x.0);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                f(y.0);
+                j += 1;
+            }
+            (None, None) => return,
+        }
     }
 }
 
