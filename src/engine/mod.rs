@@ -47,9 +47,10 @@ pub use links::LinkInfo;
 pub use snapshot::{SnapNode, Snapshot};
 use table::Table;
 
-/// The shortest time between two snapshots, ms (see
-/// [`Engine::schedule_persist`]).
+/// The shortest time between two snapshots, ms, and the longest it grows
+/// to while changes keep coming (see [`Engine::schedule_persist`]).
 const PERSIST_GAP_MS: u64 = 1000;
+const PERSIST_GAP_MAX_MS: u64 = 8000;
 
 /// The daemon's handle for one TCP connection.
 pub type LinkId = u64;
@@ -150,6 +151,9 @@ pub struct Engine {
     persist_at: Option<u64>,
     /// When the snapshot was last asked for, ms.
     persisted_ms: u64,
+    /// The time the next snapshot waits after the last one, ms: doubles
+    /// while changes keep coming, back to the shortest after a quiet spell.
+    persist_gap_ms: u64,
     refresh_at: u64,
     housekeep_at: u64,
     stopping: Option<run::Stopping>,
@@ -249,6 +253,7 @@ impl Engine {
             routes_at: Some(0),
             persist_at: None,
             persisted_ms: 0,
+            persist_gap_ms: PERSIST_GAP_MS,
             stopping: None,
             actions: Vec::new(),
             now,
@@ -475,12 +480,21 @@ impl Engine {
     fn schedule_persist(&mut self) {
         if self.persist_at.is_none() {
             // After a quiet spell, the debounce; in a burst (a network
-            // forming, a hub's containers starting at once), at most once
-            // a second: each save is the whole table, and 500 daemons
-            // saving four times a second on two cores left them too busy
-            // to keep their links' heartbeats.
+            // forming, a hub's containers starting at once), a gap after
+            // the last save that doubles while the changes keep coming, up
+            // to 8 s. A save costs the whole table to build and compare,
+            // and a third of every daemon's CPU while 500 started at once
+            // (500 saving four times a second left them too busy to keep
+            // their links' heartbeats). A crash loses at most the gap's
+            // changes, which the network hands back at the next link.
+            let since = self.now.ms().saturating_sub(self.persisted_ms);
+            self.persist_gap_ms = if since >= 2 * self.persist_gap_ms {
+                PERSIST_GAP_MS
+            } else {
+                (2 * self.persist_gap_ms).min(PERSIST_GAP_MAX_MS)
+            };
             let at = (self.now.ms() + self.cfg.persist_debounce_ms())
-                .max(self.persisted_ms + PERSIST_GAP_MS);
+                .max(self.persisted_ms + self.persist_gap_ms);
             self.persist_at = Some(at);
         }
     }
