@@ -7,7 +7,8 @@
 //! last one (the nodes whose announcement, status, last seen or parent
 //! moved, those gone, and the redial list and tombstones when they moved),
 //! and the whole snapshot is written again only when the journal has grown
-//! past it. Loading reads the snapshot, then applies the journal's lines
+//! past it, or when a change is of most nodes (a network forming: the
+//! change would cost what the whole does). Loading reads the snapshot, then applies the journal's lines
 //! in order; a line cut short by a crash, and any after it, are ignored
 //! (and the next save starts a fresh snapshot).
 
@@ -247,7 +248,8 @@ mod through_the_state_dir {
 
     /// A save after the first appends what changed; a load replays it; a
     /// line cut short by a crash is ignored; once the journal outgrows the
-    /// snapshot, the snapshot is written whole and the journal goes.
+    /// snapshot, or a change is most of it, the snapshot is written whole
+    /// and the journal goes.
     #[test]
     fn saves_append_changes_and_loads_replay_them() {
         let path = temp_dir("journal");
@@ -271,6 +273,16 @@ mod through_the_state_dir {
             );
             let journal = fs::metadata(path.join(JOURNAL)).expect("journal").len();
             assert!(journal < whole / 2, "journal {journal} of {whole}");
+            // A change of most nodes (a network forming) is written whole,
+            // not serialised twice, as a change and then whole.
+            for k in 0..60u64 {
+                snap.nodes[k as usize] = node(u128::from(k), 50);
+            }
+            assert!(dir.save_snapshot(&snap));
+            assert!(
+                !path.join(JOURNAL).exists(),
+                "most nodes' change journalled"
+            );
         }
         // A crash cut the last line short.
         append(&path.join(JOURNAL), b"{\"saved_ms\":99,\"upsert\":[{\"na\"").expect("append");

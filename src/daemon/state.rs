@@ -250,7 +250,13 @@ impl StateDir {
         let Some(saved) = &self.saved else {
             return false;
         };
-        let mut line = match serde_json::to_vec(&journal::diff(saved, snap)) {
+        let change = journal::diff(saved, snap);
+        // A change of over half the nodes (a network forming) costs what
+        // the whole does: write the whole, rather than both.
+        if change.upsert.len() * 2 > snap.nodes.len() {
+            return false;
+        }
+        let mut line = match serde_json::to_vec(&change) {
             Ok(l) => l,
             Err(_) => return false,
         };
