@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -35,9 +35,59 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Bytes read from a socket at once: small, because an idle or silent
-/// connection should cost little (a thousand of them, 8 MiB).
+/// Bytes read from a socket at once.
 const READ_CHUNK: usize = 8 * 1024;
+
+thread_local! {
+    /// What a read lands in before it joins a link's frame buffer (opened,
+    /// when the link is sealed): one for all of a (current-thread) daemon's
+    /// links, read into only once a socket is readable, so an idle link
+    /// holds no read buffer. A buffer per link was 8 KiB each, 8 MiB at a
+    /// hub of a thousand.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// What one read from a readable socket came to.
+enum Got {
+    /// Bytes joined the frame buffer.
+    Bytes,
+    /// Nothing after all (the readiness was stale).
+    Nothing,
+    /// The peer closed the connection.
+    Closed,
+    Failed(std::io::Error),
+    /// A sealed frame that would not open.
+    Unsealed(String),
+}
+
+/// Reads what `rd` holds, up to `want` bytes, into `buf` (opened with
+/// `opener` when the link is sealed), through [`SCRATCH`].
+fn read_ready(
+    rd: &OwnedReadHalf,
+    want: usize,
+    buf: &mut Vec<u8>,
+    opener: Option<&mut Opener>,
+) -> Got {
+    SCRATCH.with(|raw| {
+        let mut raw = raw.borrow_mut();
+        let n = match rd.try_read(&mut raw[..want.min(READ_CHUNK)]) {
+            Ok(0) => return Got::Closed,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Got::Nothing,
+            Err(e) => return Got::Failed(e),
+        };
+        metrics::add(&metrics::IO.bytes_in, n as u64);
+        match opener {
+            None => buf.extend_from_slice(&raw[..n]),
+            Some(o) => {
+                if let Err(e) = o.open(&raw[..n], buf) {
+                    return Got::Unsealed(e);
+                }
+            }
+        }
+        Got::Bytes
+    })
+}
 
 /// How often a quiet link looks at its socket for packets that arrived
 /// without completing a frame (see [`crate::engine::Engine::packets_arrive`]).
@@ -190,14 +240,13 @@ pub async fn start_link(
 }
 
 async fn read_loop(
-    mut rd: OwnedReadHalf,
+    rd: OwnedReadHalf,
     (link, heard): (LinkId, Arc<AtomicU64>),
     inputs: mpsc::Sender<Input>,
     mut permits: Option<Permits>,
     mut opener: Option<Opener>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
-    let mut raw = vec![0u8; READ_CHUNK];
     let mut tick = tokio::time::interval(STIR_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut segs, mut framed) = (None, false);
@@ -216,7 +265,9 @@ async fn read_loop(
                 if let Some(p) = permits.as_mut() {
                     p.startup = None;
                 }
-                if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
+                if buf.is_empty() && buf.capacity() > 1024 {
+                    buf = Vec::new(); // an idle link holds no big buffer
+                } else if buf.capacity() > 4 * READ_CHUNK && buf.len() < READ_CHUNK {
                     buf.shrink_to(READ_CHUNK); // after a large frame
                 }
                 heard.fetch_add(1, Ordering::Relaxed);
@@ -250,8 +301,8 @@ async fn read_loop(
                 .clamp(1, READ_CHUNK),
             _ => READ_CHUNK,
         };
-        let read = tokio::select! {
-            r = rd.read(&mut raw[..want]) => r,
+        let ready = tokio::select! {
+            r = rd.readable() => r,
             _ = tick.tick() => {
                 // Packets in over a half-second with no frame out: the
                 // peer is sending behind a lost segment (a lossy path), not
@@ -269,32 +320,28 @@ async fn read_loop(
                 continue;
             }
         };
-        if let Ok(n) = &read {
-            metrics::add(&metrics::IO.bytes_in, *n as u64);
+        if let Err(e) = ready {
+            break format!("read error: {e}");
         }
-        match read {
-            Ok(0) => {
+        match read_ready(&rd, want, &mut buf, opener.as_mut()) {
+            Got::Bytes | Got::Nothing => {}
+            Got::Closed => {
                 break if buf.is_empty() {
                     "closed by peer".to_string()
                 } else {
                     "closed by peer mid-frame".to_string()
                 };
             }
-            Ok(n) => match opener.as_mut() {
-                None => buf.extend_from_slice(&raw[..n]),
-                Some(o) => {
-                    if let Err(e) = o.open(&raw[..n], &mut buf) {
-                        let _ = inputs
-                            .send(Input::BadFrame {
-                                link,
-                                err: FrameError::Invalid(e),
-                            })
-                            .await;
-                        return;
-                    }
-                }
-            },
-            Err(e) => break format!("read error: {e}"),
+            Got::Failed(e) => break format!("read error: {e}"),
+            Got::Unsealed(e) => {
+                let _ = inputs
+                    .send(Input::BadFrame {
+                        link,
+                        err: FrameError::Invalid(e),
+                    })
+                    .await;
+                return;
+            }
         }
     };
     let _ = inputs.send(Input::LinkDown { link, reason }).await;
@@ -344,7 +391,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, out: Arc<Outbox>, mut sealer: Option
         metrics::add(&metrics::IO.frames_out, frames);
         metrics::add(&metrics::IO.bytes_out, bytes.len() as u64);
         // A hub has a thousand links: none keeps a burst's buffer.
-        if batch.capacity() > 16 * 1024 {
+        if batch.capacity() > 4 * 1024 {
             batch = Vec::new();
         }
     }
