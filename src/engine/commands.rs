@@ -53,7 +53,7 @@ pub fn looks_like_addr(word: &str) -> bool {
 impl Engine {
     /// A request from a local client. Answers leave as [`Action::Reply`].
     pub fn request(&mut self, now: Now, token: Token, req: Run) {
-        self.now = now;
+        self.enter(now);
         self.refresh_routes();
         match req.target.clone() {
             Target::Local => {

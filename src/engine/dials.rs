@@ -76,7 +76,7 @@ impl Engine {
     /// A connection attempt to `addr` failed, for `err` (for the log and a
     /// waiting `remote ADDR`), of kind `kind`.
     pub fn dial_failed(&mut self, now: Now, addr: &str, err: &str, kind: DialFailure) {
-        self.now = now;
+        self.enter(now);
         let Some(d) = self.dials.get_mut(addr) else {
             return;
         };

@@ -146,7 +146,7 @@ impl Link {
 impl Engine {
     /// A TCP connection is open (dialled by us if `info.dialled` is set).
     pub fn link_up(&mut self, now: Now, link: LinkId, info: LinkInfo) {
-        self.now = now;
+        self.enter(now);
         let ms = now.ms();
         if let Some(addr) = &info.dialled {
             if let Some(d) = self.dials.get_mut(addr) {
@@ -212,7 +212,7 @@ impl Engine {
     /// link whose frames wait in its input queue: the peer is sending,
     /// this daemon is behind.
     pub fn packets_arrive(&mut self, now: Now, link: LinkId) {
-        self.now = now;
+        self.enter(now);
         if let Some(l) = self.links.get_mut(&link) {
             l.packets_ms = now.ms();
         }
@@ -220,19 +220,20 @@ impl Engine {
 
     /// A connection closed (EOF, error, or after we asked to close it).
     pub fn link_down(&mut self, now: Now, link: LinkId, reason: &str) {
-        self.now = now;
+        self.enter(now);
         self.drop_link(link, reason);
     }
 
     /// Bytes on `link` could not be decoded: close it, naming the peer.
     pub fn bad_frame(&mut self, now: Now, link: LinkId, err: &FrameError) {
-        self.now = now;
+        self.enter(now);
         self.close(link, &format!("bad frame: {err}"));
     }
 
     /// A frame arrived on `link`.
     pub fn frame(&mut self, now: Now, link: LinkId, msg: PeerMsg) {
-        self.now = now;
+        let due = self.links_due.get();
+        self.enter(now);
         let ms = now.ms();
         let Some(l) = self.links.get_mut(&link) else {
             return;
@@ -262,6 +263,10 @@ impl Engine {
                     link,
                     msg: PeerMsg::Pong { s },
                 });
+                // A ping on an established link moves only its own
+                // deadlines, and only later (it was heard from): the
+                // earliest of all stands.
+                self.links_due.set(due);
             }
             PeerMsg::Pong { s } => {
                 if let Some(l) = self.links.get_mut(&link) {
