@@ -144,6 +144,15 @@ impl Link {
 }
 
 impl Engine {
+    /// The earliest of the links' deadlines, ms (`u64::MAX` with none).
+    pub(super) fn links_next(&self) -> u64 {
+        self.links
+            .values()
+            .map(|l| l.next_deadline(&self.cfg))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// A TCP connection is open (dialled by us if `info.dialled` is set).
     pub fn link_up(&mut self, now: Now, link: LinkId, info: LinkInfo) {
         self.enter(now);

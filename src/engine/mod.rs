@@ -25,6 +25,7 @@ pub mod limits;
 mod links;
 mod news;
 mod pace;
+mod persist;
 pub mod rng;
 mod run;
 mod snapshot;
@@ -46,11 +47,6 @@ use commands::first_mid;
 pub use links::LinkInfo;
 pub use snapshot::{SnapNode, Snapshot};
 use table::Table;
-
-/// The shortest time between two snapshots, ms, and the longest it grows
-/// to while changes keep coming (see [`Engine::schedule_persist`]).
-const PERSIST_GAP_MS: u64 = 1000;
-const PERSIST_GAP_MAX_MS: u64 = 8000;
 
 /// The daemon's handle for one TCP connection.
 pub type LinkId = u64;
@@ -256,7 +252,7 @@ impl Engine {
             routes_at: Some(0),
             persist_at: None,
             persisted_ms: 0,
-            persist_gap_ms: PERSIST_GAP_MS,
+            persist_gap_ms: persist::PERSIST_GAP_MS,
             stopping: None,
             actions: Vec::new(),
             now,
@@ -422,15 +418,6 @@ impl Engine {
         t.saturating_mul(1000)
     }
 
-    /// The earliest of the links' deadlines, ms (`u64::MAX` with none).
-    fn links_next(&self) -> u64 {
-        self.links
-            .values()
-            .map(|l| l.next_deadline(&self.cfg))
-            .min()
-            .unwrap_or(u64::MAX)
-    }
-
     /// Every entry point starts here: the time, and the links' deadlines
     /// to be looked up again (whatever comes may bring one forward; only
     /// a ping cannot, see [`Engine::frame`]).
@@ -506,35 +493,6 @@ impl Engine {
         self.contested
             .retain(|id, v| self.table.get(id).is_some_and(|e| e.na.version <= *v));
         self.check_stop();
-    }
-
-    fn schedule_persist(&mut self) {
-        if self.persist_at.is_none() {
-            // After a quiet spell, the debounce; in a burst (a network
-            // forming, a hub's containers starting at once), a gap after
-            // the last save that doubles while the changes keep coming, up
-            // to 8 s. A save costs the whole table to build and compare,
-            // and a third of every daemon's CPU while 500 started at once
-            // (500 saving four times a second left them too busy to keep
-            // their links' heartbeats). A crash loses at most the gap's
-            // changes, which the network hands back at the next link.
-            let since = self.now.ms().saturating_sub(self.persisted_ms);
-            self.persist_gap_ms = if since >= 2 * self.persist_gap_ms {
-                PERSIST_GAP_MS
-            } else {
-                (2 * self.persist_gap_ms).min(PERSIST_GAP_MAX_MS)
-            };
-            let at = (self.now.ms() + self.cfg.persist_debounce_ms())
-                .max(self.persisted_ms + self.persist_gap_ms);
-            self.persist_at = Some(at);
-        }
-    }
-
-    /// Asks for the snapshot to be written now.
-    fn persist(&mut self) {
-        self.persist_at = None;
-        self.persisted_ms = self.now.ms();
-        self.actions.push(Action::Persist);
     }
 }
 
