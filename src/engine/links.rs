@@ -15,6 +15,10 @@ use super::{Action, Config, Engine, LinkId, Now};
 use crate::wire::peer::{Hello, NodeId, PeerMsg, Version, MINOR_DELTAS, PROTO_MAJOR};
 use crate::wire::FrameError;
 
+/// Links' heartbeat timers are served on multiples of this, ms: late by
+/// at most this against a heartbeat of a second.
+const LINK_GRAIN_MS: u64 = 20;
+
 /// Where a connection came from, as the daemon reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkInfo {
@@ -144,6 +148,26 @@ impl Link {
 }
 
 impl Engine {
+    /// When the links' timers need the engine next, ms.
+    pub(super) fn links_wake(&self) -> u64 {
+        // Looked up again only after something that may bring a link's
+        // deadline forward: a hub of a thousand links looked at all of
+        // them after every ping it answered (a fifth of its time).
+        let links = self.links_due.get().unwrap_or_else(|| {
+            let due = self.links_next();
+            self.links_due.set(Some(due));
+            due
+        });
+        debug_assert!(
+            links <= self.links_next(),
+            "a link's deadline came forward unseen"
+        );
+        // Links' timers are served together, on a grain: each tick looks
+        // at every link, and a hub of a thousand, woken at each link's own
+        // moment, ticked ~2,000 times a second (half a core at rest).
+        links.div_ceil(LINK_GRAIN_MS).saturating_mul(LINK_GRAIN_MS)
+    }
+
     /// The earliest of the links' deadlines, ms (`u64::MAX` with none).
     pub(super) fn links_next(&self) -> u64 {
         self.links

@@ -390,19 +390,7 @@ impl Engine {
         consider(self.news.grace_until());
         consider(self.pace.due());
         consider(self.wanted_due());
-        // Looked up again only after something that may bring a link's
-        // deadline forward: a hub of a thousand links looked at all of
-        // them after every ping it answered (a fifth of its time).
-        let links = self.links_due.get().unwrap_or_else(|| {
-            let due = self.links_next();
-            self.links_due.set(Some(due));
-            due
-        });
-        debug_assert!(
-            links <= self.links_next(),
-            "a link's deadline came forward unseen"
-        );
-        consider(Some(links));
+        consider(Some(self.links_wake()));
         for d in self.dials.values() {
             consider(d.due());
         }
