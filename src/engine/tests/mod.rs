@@ -315,6 +315,42 @@ fn a_silent_link_dies_after_three_heartbeats_a_lossy_one_after_ten() {
     assert_eq!(closed_at.get(&2), Some(&(10 * HB)), "{closed_at:?}");
 }
 
+/// Each tick looks at every link, and a hub woken at each link's own
+/// moment ticked about twice a second per link (a hub of 1,000 leaves:
+/// half a core at rest). Links' timers wake the engine on a grain: 100
+/// links whose pings fall 1 ms apart are served by a few ticks a second,
+/// and every link lives.
+#[test]
+fn a_hubs_link_timers_wake_it_on_a_grain() {
+    // Ticks at `t` and answers the pings it sends.
+    fn serve(e: &mut Engine, t: u64) {
+        e.tick(now(t));
+        let actions = e.take_actions();
+        assert!(closed(&actions).is_empty(), "a link died at {t} ms");
+        for a in actions {
+            if let Action::Send {
+                link,
+                msg: PeerMsg::Ping { s, .. },
+            } = a
+            {
+                e.frame(now(t), link, PeerMsg::Pong { s });
+            }
+        }
+    }
+    let mut e = engine(5, Config::default());
+    for i in 0..100u64 {
+        link(&mut e, i + 1, 1000 + u128::from(i), true, i);
+        serve(&mut e, i);
+    }
+    let (mut t, mut ticks) = (100, 0);
+    while t < 10_000 {
+        t = (e.next_wakeup() / 1000).max(t + 1);
+        serve(&mut e, t);
+        ticks += u32::from(t >= 5_000);
+    }
+    assert!(ticks <= 100, "{ticks} ticks in 5 s (each link's own: ~500)");
+}
+
 fn routed(mid: u64, origin: u128, dest: Dest, cmd: Command) -> PeerMsg {
     PeerMsg::Cmd(Box::new(Routed {
         mid,

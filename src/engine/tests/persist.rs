@@ -24,10 +24,7 @@ fn a_burst_of_changes_is_saved_ever_more_seldom() {
         );
         e.frame(now(ms), 1, PeerMsg::Ping { s: 0, r: None });
         e.tick(now(ms));
-        if e.take_actions()
-            .iter()
-            .any(|a| matches!(a, Action::Persist))
-        {
+        if saved(&mut e) {
             saves.push(ms);
         }
     }
@@ -47,25 +44,23 @@ fn a_burst_of_changes_is_saved_ever_more_seldom() {
     for ms in (40_500..70_000).step_by(500) {
         e.frame(now(ms), 1, PeerMsg::Ping { s: 0, r: None });
         e.tick(now(ms));
-        if e.take_actions()
-            .iter()
-            .any(|a| matches!(a, Action::Persist))
-        {
+        if saved(&mut e) {
             quiet.push(ms);
         }
     }
     assert_eq!(quiet, [46_000], "the burst's last save, then none");
     e.frame(now(70_000), 1, PeerMsg::Na(Arc::new(na(90_000, 1, &[9]))));
     e.tick(now(70_300));
-    assert!(e
-        .take_actions()
-        .iter()
-        .any(|a| matches!(a, Action::Persist)));
+    assert!(saved(&mut e));
     // And the next change of a new burst two seconds later, not eight.
     e.frame(now(70_400), 1, PeerMsg::Na(Arc::new(na(90_001, 1, &[9]))));
     e.tick(now(72_300));
-    assert!(e
-        .take_actions()
+    assert!(saved(&mut e));
+}
+
+/// Whether the engine asked for a save since it was last asked.
+fn saved(e: &mut Engine) -> bool {
+    e.take_actions()
         .iter()
-        .any(|a| matches!(a, Action::Persist)));
+        .any(|a| matches!(a, Action::Persist))
 }
