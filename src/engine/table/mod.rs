@@ -41,8 +41,6 @@ pub struct Entry {
     next_hop: u32,
     /// Hops from this node while reachable.
     hops: u32,
-    /// Round trip along the tree, µs, while reachable and measured.
-    rtt_us: u32,
     /// Where its neighbours start in [`Table::adj`] (as many as its
     /// announcement lists), unless `STALE`.
     adj_at: u32,
@@ -88,11 +86,6 @@ impl Entry {
     /// Hops from this node while reachable.
     pub fn hops(&self) -> Option<u32> {
         some(self.hops)
-    }
-
-    /// Round trip along the tree, µs, while reachable and measured.
-    pub fn rtt_us(&self) -> Option<u32> {
-        some(self.rtt_us)
     }
 }
 
@@ -152,6 +145,9 @@ pub struct Table {
     scratch: (Run, Run),
     /// Bytes the announcements hold, about (see [`limits::na_bytes`]).
     bytes: usize,
+    /// How many entries the last repair looked at again (tests).
+    #[cfg(test)]
+    repaired: usize,
 }
 
 /// Neighbours as (slot, RTT code), as the runs in [`Table::adj`] hold them.
@@ -254,6 +250,12 @@ impl Table {
         self.id_at(e.parent)
     }
 
+    /// The round trip along the tree to `e`, µs, while it is reachable and
+    /// every edge on the way is measured (see [`Table::rtt_along`]).
+    pub fn rtt_us(&self, e: &Entry) -> Option<u32> {
+        some(self.rtt_along(*self.slots.get(&e.na.id)?))
+    }
+
     /// The first hop towards `id`, while it is reachable.
     pub fn next_hop(&self, id: &NodeId) -> Option<NodeId> {
         self.id_at(self.get(id)?.next_hop)
@@ -344,7 +346,6 @@ impl Table {
                     parent: NONE,
                     next_hop: NONE,
                     hops: NONE,
-                    rtt_us: NONE,
                     adj_at: 0,
                     adj_len: 0,
                     flags: STALE,

@@ -306,7 +306,7 @@ fn compare(
         let got = t.get(&NodeId(*id)).expect("in the table");
         prop_assert_eq!(Some(got.status), e.status, "status of {}", id);
         prop_assert_eq!(got.hops(), e.hops, "hops of {}", id);
-        prop_assert_eq!(got.rtt_us(), e.rtt, "rtt of {}", id);
+        prop_assert_eq!(t.rtt_us(got), e.rtt, "rtt of {}", id);
         prop_assert_eq!(t.parent(got).map(|p| p.0), e.parent, "parent of {}", id);
         prop_assert_eq!(
             t.next_hop(&NodeId(*id)).map(|p| p.0),

@@ -28,7 +28,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::routes::{rtt_sum, Before};
+use super::routes::Before;
 use super::*;
 
 impl Table {
@@ -71,16 +71,16 @@ impl Table {
         let mut heap = BinaryHeap::new();
         for &v in touched.iter().chain(&lost) {
             if !self.reached(v) {
-                if let Some((p, rtt)) = self.best_parent(root, v) {
-                    self.place(v, p, rtt, &mut dirty);
+                if let Some(p) = self.best_parent(root, v) {
+                    self.place(v, p, &mut dirty);
                     heap.push(Reverse((self.entries[v as usize].hops, v)));
                 }
             }
         }
         for &(a, b) in &edges {
             for (x, n) in [(a, b), (b, a)] {
-                if let Some(rtt) = self.edge(x, n) {
-                    self.offer_place(x, n, rtt, &mut heap, &mut dirty);
+                if self.edge_ok(x, n) {
+                    self.offer_place(x, n, &mut heap, &mut dirty);
                 }
             }
         }
@@ -104,18 +104,22 @@ impl Table {
                 (e.adj_at as usize, usize::from(e.adj_len))
             };
             for k in at..at + len {
-                let (n, rtt) = if x == root {
-                    self.links[k]
+                let n = if x == root {
+                    self.links[k].0
                 } else {
-                    self.adj[k]
+                    self.adj[k].0
                 };
                 if n == NONE || n == root || (x != root && !self.lists_slot(n, x)) {
                     continue;
                 }
-                self.offer_place(x, n, rtt, &mut heap, &mut dirty);
+                self.offer_place(x, n, &mut heap, &mut dirty);
             }
         }
         // Statuses of what was touched or moved.
+        #[cfg(test)]
+        {
+            self.repaired = dirty.len();
+        }
         let mut changes = Vec::new();
         let mut moved = Vec::new();
         for (s, before) in dirty {
@@ -149,14 +153,13 @@ impl Table {
     }
 
     /// `x`, which has a place and passes routes on, offers `n` a place
-    /// below it over an edge of RTT `rtt`: taken if closer, or as close
+    /// below it: taken if closer, or as close
     /// through a smaller id; followed if `x` is its parent already. What
     /// changed is queued to offer on.
     fn offer_place(
         &mut self,
         x: u32,
         n: u32,
-        rtt: u32,
         heap: &mut BinaryHeap<Reverse<(u32, u32)>>,
         dirty: &mut Vec<(u32, Before)>,
     ) {
@@ -169,9 +172,9 @@ impl Table {
             || h + 1 < hops
             || (h + 1 == hops && parent != x && self.id_less(x, parent));
         if closer {
-            self.place(n, x, rtt, dirty);
+            self.place(n, x, dirty);
             heap.push(Reverse((h + 1, n)));
-        } else if parent == x && hops == h + 1 && self.follow(n, x, rtt, dirty) {
+        } else if parent == x && hops == h + 1 && self.follow(n, x, dirty) {
             heap.push(Reverse((h + 1, n)));
         }
     }
@@ -237,61 +240,58 @@ impl Table {
             let e = &mut self.entries[v as usize];
             e.hops = NONE;
             e.next_hop = NONE;
-            e.rtt_us = NONE;
             lost.push(v);
         }
         lost
     }
 
     /// The best parent for `v` among the neighbours with a place: fewest
-    /// hops, then smallest id; with the RTT of the edge.
-    fn best_parent(&self, root: u32, v: u32) -> Option<(u32, u32)> {
-        if let Some(rtt) = self.edge(root, v) {
-            return Some((root, rtt));
+    /// hops, then smallest id.
+    fn best_parent(&self, root: u32, v: u32) -> Option<u32> {
+        if self.edge_ok(root, v) {
+            return Some(root);
         }
-        let mut best: Option<(u32, u32)> = None;
+        let mut best: Option<u32> = None;
         for &(u, _) in self.adj_of(v) {
-            let Some(rtt) = self.edge(u, v) else {
+            if !self.edge_ok(u, v) {
                 continue;
-            };
-            let better = best.is_none_or(|(b, _)| {
+            }
+            let better = best.is_none_or(|b| {
                 let (hu, hb) = (self.entries[u as usize].hops, self.entries[b as usize].hops);
                 hu < hb || (hu == hb && self.id_less(u, b))
             });
             if better {
-                best = Some((u, rtt));
+                best = Some(u);
             }
         }
         best
     }
 
-    /// What `n` holds below `p` over an edge of RTT `rtt`: its hops,
-    /// first hop and RTT along the tree.
-    fn below(&self, p: u32, n: u32, rtt: u32) -> (u32, u32, u32) {
+    /// What `n` holds below `p`: its hops and first hop.
+    fn below(&self, p: u32, n: u32) -> (u32, u32) {
         let ep = &self.entries[p as usize];
         let first = if p == self.root { n } else { ep.next_hop };
-        (ep.hops + 1, first, rtt_sum(ep.rtt_us, rtt))
+        (ep.hops + 1, first)
     }
 
-    /// Places `n` below `p`, over an edge of RTT `rtt`.
-    fn place(&mut self, n: u32, p: u32, rtt: u32, dirty: &mut Vec<(u32, Before)>) {
+    /// Places `n` below `p`.
+    fn place(&mut self, n: u32, p: u32, dirty: &mut Vec<(u32, Before)>) {
         self.note(n, dirty);
-        let (hops, first, sum) = self.below(p, n, rtt);
+        let (hops, first) = self.below(p, n);
         let e = &mut self.entries[n as usize];
-        (e.hops, e.parent, e.next_hop, e.rtt_us) = (hops, p, first, sum);
+        (e.hops, e.parent, e.next_hop) = (hops, p, first);
     }
 
-    /// Brings `n`'s first hop and RTT in line with its parent `p`'s;
-    /// returns whether they changed.
-    fn follow(&mut self, n: u32, p: u32, rtt: u32, dirty: &mut Vec<(u32, Before)>) -> bool {
-        let (_, first, sum) = self.below(p, n, rtt);
-        let e = &self.entries[n as usize];
-        if (e.next_hop, e.rtt_us) == (first, sum) {
+    /// Brings `n`'s first hop in line with its parent `p`'s; returns
+    /// whether it changed. (RTTs along the tree are walked when asked,
+    /// so an RTT that changed moves nothing here.)
+    fn follow(&mut self, n: u32, p: u32, dirty: &mut Vec<(u32, Before)>) -> bool {
+        let (_, first) = self.below(p, n);
+        if self.entries[n as usize].next_hop == first {
             return false;
         }
         self.note(n, dirty);
-        let e = &mut self.entries[n as usize];
-        (e.next_hop, e.rtt_us) = (first, sum);
+        self.entries[n as usize].next_hop = first;
         true
     }
 
@@ -307,7 +307,7 @@ impl Table {
                 (f.hops, first, f.rtt)
             };
             assert_eq!(
-                (e.hops, e.next_hop, e.rtt_us),
+                (e.hops, e.next_hop, self.rtt_along(s as u32)),
                 want,
                 "repaired tree differs from the search at slot {s}"
             );

@@ -324,14 +324,12 @@ impl Table {
             let before = Before::of(e);
             let f = found[s];
             if f.hops != NONE {
-                e.rtt_us = f.rtt;
                 e.hops = f.hops;
                 if f.parent != NONE || s as u32 == root {
                     e.parent = f.parent;
                 }
                 e.next_hop = if s as u32 == root { NONE } else { f.first };
             } else {
-                e.rtt_us = NONE;
                 e.hops = NONE;
                 e.next_hop = NONE;
             }
@@ -365,6 +363,49 @@ fn differing(a: &[(u32, u32)], b: &[(u32, u32)], mut f: impl FnMut(u32)) {
             }
             (None, None) => return,
         }
+    }
+}
+
+impl Table {
+    /// The round trip along the tree to slot `s`, µs: the RTTs of the
+    /// edges on its path (this node's links as measured, the others as
+    /// their parents announce them), `NONE` while it is unreachable or an
+    /// edge is unmeasured.
+    ///
+    /// Walked when asked, not kept: kept in every entry, each change of a
+    /// link's RTT (every ping measures a new one) rewrote everything below
+    /// that link at the next recompute: a container's every recompute
+    /// touched all of a docker host's thousand containers.
+    pub(super) fn rtt_along(&self, s: u32) -> u32 {
+        let Some(start) = self.entries.get(s as usize) else {
+            return NONE;
+        };
+        let (mut at, mut sum) = (s, 0);
+        // Each parent is one hop closer: at most `hops` steps.
+        for _ in 0..=start.hops {
+            let e = &self.entries[at as usize];
+            if e.hops == NONE {
+                return NONE;
+            }
+            if at == self.root {
+                return sum;
+            }
+            let p = e.parent;
+            let rtt = if p == self.root {
+                match self.links.binary_search_by_key(&at, |l| l.0) {
+                    Ok(i) => self.links[i].1,
+                    Err(_) => NONE,
+                }
+            } else {
+                self.announced(p, at).unwrap_or(NONE)
+            };
+            sum = rtt_sum(sum, rtt);
+            if sum == NONE || self.entries.get(p as usize).is_none() {
+                return NONE;
+            }
+            at = p;
+        }
+        NONE
     }
 }
 

@@ -61,7 +61,7 @@ fn tree_survives_removing_a_middle_entry() {
     assert_eq!(changes.len(), 4, "all four become alive: {changes:?}");
     let e4 = t.get(&NodeId(4)).expect("4 known");
     assert_eq!(e4.hops(), Some(3));
-    assert_eq!(e4.rtt_us(), Some(300));
+    assert_eq!(t.rtt_us(e4), Some(300));
     assert_eq!(t.parent(e4), Some(NodeId(3)));
     assert_eq!(t.next_hop(&NodeId(4)), Some(NodeId(2)));
     assert_eq!(t.next_hop(&NodeId(1)), None);
@@ -186,4 +186,38 @@ fn long_neighbour_lists_count_only_agreed_edges() {
         Some(Status::Unreachable),
         "nobody lists the liar back"
     );
+}
+
+/// A container seen from inside a docker host's star: each ping measures
+/// its link to the host anew, and the next recompute (any node's change)
+/// rewrote the RTT along the tree of every other container. The RTT is
+/// walked when asked now: a new link RTT and one container more look at
+/// a handful of entries, and the RTTs shown follow the new link at once.
+#[test]
+fn a_links_new_rtt_moves_nothing_below_it() {
+    let (me, hub) = (1u128, 2u128);
+    let leaves: Vec<u128> = (10..1_010).collect();
+    let mut t = Table::default();
+    let mut around: Vec<u128> = vec![me];
+    around.extend(&leaves);
+    t.offer(Arc::new(na(hub, &around)), 0);
+    t.offer(Arc::new(na(me, &[hub])), 0);
+    for &l in &leaves {
+        t.offer(Arc::new(na(l, &[hub])), 0);
+    }
+    t.recompute(NodeId(me), &[(NodeId(hub), Some(100))], 5);
+    let far = t.get(&NodeId(500)).expect("known");
+    assert_eq!((t.rtt_us(far), far.hops()), (Some(200), Some(2)));
+    // The link's RTT moved, and a container joined the host.
+    around.push(2_000);
+    let mut grown = na(hub, &around);
+    grown.version.seq = 2;
+    t.offer(Arc::new(grown), 0);
+    t.offer(Arc::new(na(2_000, &[hub])), 0);
+    t.recompute(NodeId(me), &[(NodeId(hub), Some(900))], 6);
+    assert!(t.repaired < 10, "{} entries looked at again", t.repaired);
+    let far = t.get(&NodeId(500)).expect("known");
+    assert_eq!(t.rtt_us(far), Some(1_000));
+    let new = t.get(&NodeId(2_000)).expect("known");
+    assert_eq!((t.rtt_us(new), new.hops()), (Some(1_000), Some(2)));
 }

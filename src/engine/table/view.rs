@@ -53,7 +53,7 @@ impl Table {
             },
             parent: self.parent(e),
             hops: e.hops(),
-            rtt_us: e.rtt_us(),
+            rtt_us: self.rtt_us(e),
             started_ms: r.started_ms,
             os: r.os.clone(),
             tags: r.tags.clone(),
