@@ -80,7 +80,7 @@ pub struct Parts {
     /// Ids for links and control connections.
     pub next_id: Arc<AtomicU64>,
     /// The snapshot writer's queue.
-    pub snapshots: watch::Sender<Option<Snapshot>>,
+    pub snapshots: watch::Sender<Option<Arc<Snapshot>>>,
 }
 
 /// The task that owns the engine.
@@ -93,7 +93,7 @@ pub struct Driver {
     stop: watch::Sender<bool>,
     tx: mpsc::Sender<Input>,
     next_id: Arc<AtomicU64>,
-    snapshots: watch::Sender<Option<Snapshot>>,
+    snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     runners: Vec<hooks::Runner>,
     hook_stats: Arc<hooks::HookStats>,
     links: HashMap<LinkId, LinkHandle>,
@@ -383,7 +383,7 @@ impl Driver {
                 }
             }
             Action::Persist => {
-                let _ = self.snapshots.send(Some(self.engine.snapshot()));
+                let _ = self.snapshots.send(Some(Arc::new(self.engine.snapshot())));
             }
             Action::News(ev) => self.tell(&ev),
             // Only watchers want the changed views (a new watcher starts

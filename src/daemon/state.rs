@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::journal;
 use crate::engine::Snapshot;
@@ -25,7 +26,7 @@ pub struct StateDir {
     _lock: Option<File>,
     /// What the snapshot file and its journal hold together, once this run
     /// wrote them (see [`super::journal`]).
-    saved: Option<Snapshot>,
+    saved: Option<Arc<Snapshot>>,
     /// Bytes of the snapshot file and of its journal as this run wrote them.
     base_bytes: u64,
     journal_bytes: u64,
@@ -215,7 +216,7 @@ impl StateDir {
     /// grown past the snapshot) the whole of it, atomically. Returns
     /// whether it is on disk; the caller retries a failed one later (the
     /// disk may get room again).
-    pub fn save_snapshot(&mut self, snap: &Snapshot) -> bool {
+    pub fn save_snapshot(&mut self, snap: &Arc<Snapshot>) -> bool {
         if self.append_change(snap) {
             return true;
         }
@@ -240,20 +241,20 @@ impl StateDir {
         }
         self.base_bytes = fs::metadata(self.path.join(SNAPSHOT)).map_or(0, |m| m.len());
         self.journal_bytes = 0;
-        self.saved = Some(snap.clone());
+        self.saved = Some(Arc::clone(snap));
         true
     }
 
     /// Appends what changed since the last save to the journal, if this
     /// run saved before and the journal has room; says whether it did.
-    fn append_change(&mut self, snap: &Snapshot) -> bool {
+    fn append_change(&mut self, snap: &Arc<Snapshot>) -> bool {
         let Some(saved) = &self.saved else {
             return false;
         };
         let change = journal::diff(saved, snap);
         // A change of over half the nodes (a network forming) costs what
         // the whole does: write the whole, rather than both.
-        if change.upsert.len() * 2 > snap.nodes.len() {
+        if (change.upsert.len() + change.patch.len()) * 2 > snap.nodes.len() {
             return false;
         }
         let mut line = match serde_json::to_vec(&change) {
@@ -268,7 +269,7 @@ impl StateDir {
         match append(&self.path.join(JOURNAL), &line) {
             Ok(()) => {
                 self.journal_bytes += line.len() as u64;
-                self.saved = Some(snap.clone());
+                self.saved = Some(Arc::clone(snap));
                 true
             }
             // The whole snapshot next (a line may be cut short).
@@ -418,7 +419,7 @@ const PERSIST_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 /// again every [`PERSIST_RETRY`], with or without news.
 pub fn writer(
     mut dir: StateDir,
-    mut rx: tokio::sync::watch::Receiver<Option<crate::engine::Snapshot>>,
+    mut rx: tokio::sync::watch::Receiver<Option<Arc<crate::engine::Snapshot>>>,
 ) {
     let mut pending = None;
     let mut next_try = std::time::Instant::now();

@@ -58,7 +58,7 @@ impl Engine {
                 parent: self.table.parent(e),
             })
             .collect();
-        nodes.sort_by_key(|n| n.na.id);
+        nodes.sort_unstable_by_key(|n| n.na.id);
         let peers = self
             .dials
             .iter()
