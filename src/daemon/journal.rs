@@ -17,9 +17,12 @@
 //! one container joining a docker host of 500 made every other container
 //! write the host's 500 links (40 KB) and, every few joins, its whole
 //! table again (170 KB): each change cost every node in proportion to the
-//! hub's degree. Loading reads the snapshot, then applies the journal's lines
-//! in order; a line cut short by a crash, and any after it, are ignored
-//! (and the next save starts a fresh snapshot).
+//! hub's degree.
+//!
+//! Loading reads the snapshot, then applies the journal's lines in order;
+//! a line cut short by a crash, or one that does not follow what came
+//! before, and any after it, are ignored (and the next save starts a fresh
+//! snapshot).
 
 use serde::{Deserialize, Serialize};
 
@@ -382,6 +385,11 @@ mod through_the_state_dir {
         super::tests::node(id, seq, Status::Alive)
     }
 
+    /// Saves `snap` as the writer does, shared.
+    fn save(dir: &mut StateDir, snap: &Snapshot) -> bool {
+        dir.save_snapshot(&std::sync::Arc::new(snap.clone()))
+    }
+
     fn temp_dir(tag: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("daust-state-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
@@ -405,12 +413,12 @@ mod through_the_state_dir {
         };
         {
             let mut dir = StateDir::open(&path).expect("open");
-            assert!(dir.save_snapshot(&std::sync::Arc::new(snap.clone())));
+            assert!(save(&mut dir, &snap));
             let whole = fs::metadata(path.join(SNAPSHOT)).expect("snapshot").len();
             for k in 0..10u64 {
                 snap.nodes[k as usize] = node(u128::from(k), 2 + k);
                 snap.saved_ms = k;
-                assert!(dir.save_snapshot(&std::sync::Arc::new(snap.clone())));
+                assert!(save(&mut dir, &snap));
             }
             assert_eq!(
                 fs::metadata(path.join(SNAPSHOT)).map(|m| m.len()).ok(),
@@ -424,7 +432,7 @@ mod through_the_state_dir {
             for k in 0..60u64 {
                 snap.nodes[k as usize] = node(u128::from(k), 50);
             }
-            assert!(dir.save_snapshot(&std::sync::Arc::new(snap.clone())));
+            assert!(save(&mut dir, &snap));
             assert!(
                 !path.join(JOURNAL).exists(),
                 "most nodes' change journalled"
@@ -436,14 +444,14 @@ mod through_the_state_dir {
             let mut dir = StateDir::open(&path).expect("reopen");
             assert_eq!(dir.load_snapshot().as_ref(), Some(&snap));
             // The first save of a run writes it whole, and drops the journal.
-            assert!(dir.save_snapshot(&std::sync::Arc::new(snap.clone())));
+            assert!(save(&mut dir, &snap));
             assert!(!path.join(JOURNAL).exists());
             // Enough changes and the journal outgrows the snapshot (and the
             // least it may grow to): the snapshot is written whole again.
             let first = fs::read(path.join(SNAPSHOT)).expect("snapshot");
             for k in 0..1200u64 {
                 snap.nodes[(k % 100) as usize] = node(u128::from(k % 100), 100 + k);
-                assert!(dir.save_snapshot(&std::sync::Arc::new(snap.clone())));
+                assert!(save(&mut dir, &snap));
             }
             assert_ne!(fs::read(path.join(SNAPSHOT)).ok(), Some(first));
             let journal = fs::metadata(path.join(JOURNAL)).map_or(0, |m| m.len());

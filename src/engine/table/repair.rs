@@ -153,9 +153,9 @@ impl Table {
     }
 
     /// `x`, which has a place and passes routes on, offers `n` a place
-    /// below it: taken if closer, or as close
-    /// through a smaller id; followed if `x` is its parent already. What
-    /// changed is queued to offer on.
+    /// below it: taken if closer, or as close through a smaller id;
+    /// followed if `x` is its parent already. What changed is queued to
+    /// offer on.
     fn offer_place(
         &mut self,
         x: u32,
@@ -187,7 +187,7 @@ impl Table {
     /// The announced RTT of the edge from `p` to `c`, if `p` has a place,
     /// passes routes on (the root always does) and the two agree on the
     /// edge: `p` can be `c`'s parent. `Some(NONE)` when unmeasured.
-    fn edge(&self, p: u32, c: u32) -> Option<u32> {
+    pub(super) fn edge(&self, p: u32, c: u32) -> Option<u32> {
         if !self.reached(p) {
             return None;
         }

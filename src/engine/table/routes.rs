@@ -192,6 +192,35 @@ impl Table {
         run.get(pos).map(|&(_, rtt)| rtt)
     }
 
+    /// The round trip along the tree to slot `s`, µs: the RTTs of the
+    /// edges on its path (this node's links as measured, the others as
+    /// their parents announce them), `NONE` while it is unreachable or an
+    /// edge is unmeasured.
+    ///
+    /// Walked when asked, not kept: kept in every entry, each change of a
+    /// link's RTT (every ping measures a new one) rewrote everything below
+    /// that link at the next recompute: a container's every recompute
+    /// touched all of a docker host's thousand containers.
+    pub(super) fn rtt_along(&self, s: u32) -> u32 {
+        let (mut at, mut sum) = (s, 0);
+        // Each parent is one hop closer: at most `hops` steps.
+        let steps = self.entries.get(s as usize).map_or(0, |e| e.hops);
+        for _ in 0..=steps {
+            let Some(e) = self.entries.get(at as usize).filter(|e| e.hops != NONE) else {
+                return NONE;
+            };
+            if at == self.root {
+                return sum;
+            }
+            let Some(rtt) = self.edge(e.parent, at) else {
+                return NONE;
+            };
+            sum = rtt_sum(sum, rtt);
+            at = e.parent;
+        }
+        NONE
+    }
+
     /// Whether the announcement in slot `n` lists the node in slot `x`.
     pub(super) fn lists_slot(&self, n: u32, x: u32) -> bool {
         self.announced(n, x).is_some()
@@ -363,49 +392,6 @@ fn differing(a: &[(u32, u32)], b: &[(u32, u32)], mut f: impl FnMut(u32)) {
             }
             (None, None) => return,
         }
-    }
-}
-
-impl Table {
-    /// The round trip along the tree to slot `s`, µs: the RTTs of the
-    /// edges on its path (this node's links as measured, the others as
-    /// their parents announce them), `NONE` while it is unreachable or an
-    /// edge is unmeasured.
-    ///
-    /// Walked when asked, not kept: kept in every entry, each change of a
-    /// link's RTT (every ping measures a new one) rewrote everything below
-    /// that link at the next recompute: a container's every recompute
-    /// touched all of a docker host's thousand containers.
-    pub(super) fn rtt_along(&self, s: u32) -> u32 {
-        let Some(start) = self.entries.get(s as usize) else {
-            return NONE;
-        };
-        let (mut at, mut sum) = (s, 0);
-        // Each parent is one hop closer: at most `hops` steps.
-        for _ in 0..=start.hops {
-            let e = &self.entries[at as usize];
-            if e.hops == NONE {
-                return NONE;
-            }
-            if at == self.root {
-                return sum;
-            }
-            let p = e.parent;
-            let rtt = if p == self.root {
-                match self.links.binary_search_by_key(&at, |l| l.0) {
-                    Ok(i) => self.links[i].1,
-                    Err(_) => NONE,
-                }
-            } else {
-                self.announced(p, at).unwrap_or(NONE)
-            };
-            sum = rtt_sum(sum, rtt);
-            if sum == NONE || self.entries.get(p as usize).is_none() {
-                return NONE;
-            }
-            at = p;
-        }
-        NONE
     }
 }
 
